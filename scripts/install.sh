@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything keras-asr needs on a fresh Debian machine; a no-op when it is all there already.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: FluidSynth and the piano SoundFonts the offline corpus renders with.
+apt_pkgs=(fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont libcairo2)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install.sh: apt-get install ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Python packages (editable install, with the JAX and PyTorch backends and pytest).
+stamp=".install-stamp"
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || ! python3 -c "import keras_asr" 2>/dev/null; then
+  python3 -m pip install -q -e ".[dev]"
+  touch "$stamp"
+fi
