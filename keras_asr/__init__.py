@@ -6,3 +6,13 @@ The data flow, by module: `audio` (audio -> spectrogram) and `sheet` (page -> un
 """
 
 __version__ = "0.1.0"
+
+from keras_asr import layers
+from keras_asr import losses
+from keras_asr import models
+from keras_asr.losses import PairwiseRankingLoss
+from keras_asr.models import build_model
+from keras_asr.models import compile_model
+from keras_asr.models import resolve_context
+from keras_asr.saving import export_encoders
+from keras_asr.saving import load_model

@@ -1,0 +1,2 @@
+from keras_asr.layers.attention import FrameAttention
+from keras_asr.layers.cca import CCAProjection

@@ -1,0 +1,342 @@
+"""Audio-sheet pairs for training and evaluation, as `tf.data` or plain NumPy.
+
+A pair is an audio excerpt `spec[:, o - C//2 : o - C//2 + C]` around an onset frame `o` (zeros = silence past
+the spectrogram's ends) and the sheet snippet around the notehead played at `o`: a 160 x 200 window of the
+unrolled score, vertically centred on the strip and horizontally on the notehead, padded white past the strip,
+halved to 80 x 100 by 2x2 block means and scaled to [0, 1] with white = 1.
+
+Training draws pairs uniformly at random with MSMD's augmentation (sheet shifted vertically by up to 5 px and
+scaled by 0.95-1.05 about the window centre, onset jittered by up to one frame). Evaluation uses a fixed set:
+the pool in piece -> performance -> onset order, `n` pairs at indices `linspace(0, N - 1, n).astype(int)`.
+
+The same sampling is implemented twice: in TensorFlow ops for `tf.data` (usable by `model.fit` on every Keras
+backend), and in NumPy (`PairPool.batch`) for machines without TensorFlow. At scale 1 both reduce to exact
+pixel crops.
+
+Example:
+
+```python
+pool = keras_asr.data.PairPool.from_tfds("test", name="msmd/small")
+test_ds = pool.dataset(context=42, training=False)   # {"spectrogram": (B, 92, 42), "sheet": (B, 80, 100)}
+train_ds = keras_asr.data.PairPool.from_tfds("train", name="msmd/small").dataset(42, training=True)
+```
+"""
+
+import numpy as np
+
+SNIPPET_WINDOW = (160, 200)  # rows x columns cut from the strip
+SHEET_SHAPE = (80, 100)  # what the sheet encoder sees: the window halved
+NUM_BINS = 92
+CONTEXTS = {"SC": 42, "MC": 84, "LC": 168}
+EVAL_PAIRS = 10_000
+# MSMD's training augmentation (audio_sheet_retrieval exp_configs: system_translation, sheet_scaling,
+# onset_translation).
+MAX_SHIFT = 5
+SCALE_RANGE = (0.95, 1.05)
+MAX_JITTER = 1
+
+
+def eval_indices(num_pairs, n=EVAL_PAIRS):
+    """Indices of the fixed evaluation pairs: `linspace(0, N - 1, n).astype(int)`, or all pairs if N <= n."""
+    if num_pairs <= n:
+        return np.arange(num_pairs)
+    return np.linspace(0, num_pairs - 1, n).astype(int)
+
+
+def _grid(x, shift, scale):
+    """Source rows (k, 160) and columns (k, 200) of the snippet window, scaled about its centre.
+
+    At scale 1 and integer shift the window is rows 20 + shift .. 179 + shift and columns
+    round(x) - 100 .. round(x) + 99: exact pixels, as in `keras_asr.sheet.extract_snippets`.
+    """
+    rows, cols = SNIPPET_WINDOW
+    centre_row = (200 - 1) / 2 + shift[:, None]
+    centre_col = np.round(x)[:, None] - 0.5
+    r = centre_row + (np.arange(rows) - (rows - 1) / 2) / scale[:, None]
+    c = centre_col + (np.arange(cols) - (cols - 1) / 2) / scale[:, None]
+    return r, c
+
+
+def _bilinear_np(strip, r, c):
+    """Samples a uint8 strip at rows r (k, R) x columns c (k, C), white (255) outside; returns (k, R, C)."""
+    height, width = strip.shape
+    r0, c0 = np.floor(r), np.floor(c)
+    wr, wc = (r - r0)[:, :, None], (c - c0)[:, None, :]
+    r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
+
+    def at(rr, cc):
+        ok = ((rr >= 0) & (rr < height))[:, :, None] & ((cc >= 0) & (cc < width))[:, None, :]
+        v = strip[np.clip(rr, 0, height - 1)[:, :, None], np.clip(cc, 0, width - 1)[:, None, :]]
+        return np.where(ok, v, 255).astype(np.float32)
+
+    return ((1 - wr) * ((1 - wc) * at(r0, c0) + wc * at(r0, c0 + 1))
+            + wr * ((1 - wc) * at(r0 + 1, c0) + wc * at(r0 + 1, c0 + 1)))
+
+
+def _halve(window):
+    """(k, 160, 200) in 0..255 -> (k, 80, 100) in [0, 1] by 2x2 block means."""
+    k, rows, cols = window.shape
+    return window.reshape(k, rows // 2, 2, cols // 2, 2).mean(axis=(2, 4)) / 255.0
+
+
+def snippets(strip, x, shift=None, scale=None):
+    """Sheet snippets centred on strip columns `x` (NumPy).
+
+    Args:
+        strip: uint8 (200, width) unrolled score, white = 255 (a float strip in [0, 1] is accepted too).
+        x: (k,) notehead columns on the strip.
+        shift: (k,) vertical shifts in pixels (default 0).
+        scale: (k,) scale factors about the window centre (default 1).
+
+    Returns:
+        float32 (k, 80, 100) in [0, 1], white = 1.
+    """
+    strip = np.asarray(strip)
+    if strip.dtype != np.uint8:
+        strip = np.round(np.clip(strip, 0, 1) * 255).astype(np.uint8)
+    x = np.atleast_1d(np.asarray(x, np.float64))
+    shift = np.zeros_like(x) if shift is None else np.asarray(shift, np.float64)
+    scale = np.ones_like(x) if scale is None else np.asarray(scale, np.float64)
+    r, c = _grid(x, shift, scale)
+    return _halve(_bilinear_np(strip, r, c)).astype(np.float32)
+
+
+def excerpts(spectrogram, onsets, context):
+    """Spectrogram excerpts `spec[:, o - C//2 : o - C//2 + C]`, zero-padded past the ends (NumPy).
+
+    Args:
+        spectrogram: (92, N) float spectrogram.
+        onsets: (k,) onset frames.
+        context: number of frames C.
+
+    Returns:
+        float32 (k, 92, C).
+    """
+    spec = np.asarray(spectrogram, np.float32)
+    frames = np.atleast_1d(onsets)[:, None] - context // 2 + np.arange(context)
+    ok = (frames >= 0) & (frames < spec.shape[1])
+    out = spec[:, np.clip(frames, 0, spec.shape[1] - 1)].transpose(1, 0, 2)
+    return np.where(ok[:, None, :], out, 0).astype(np.float32)
+
+
+class PairPool:
+    """Every (onset frame, notehead) pair of a set of performances, held in memory.
+
+    Examples are sorted by (piece, performance) and pairs by onset frame, which fixes the evaluation order.
+    Strips are stored once per piece however many performances share them.
+
+    Args:
+        examples: iterable of mappings (TFDS examples, or `tfds_msmd.layout.PerformanceRecord`s) with `piece`,
+            `performance`, `strip` (200, W[, 1]) uint8, `spectrogram` (92, N), `onset_frames` (k,) and
+            `notehead_x` (k,).
+    """
+
+    def __init__(self, examples):
+        examples = [_as_dict(e) for e in examples]
+        if not examples:
+            raise ValueError("PairPool needs at least one example.")
+        examples.sort(key=lambda e: (e["piece"], e["performance"]))
+        strips, strip_index = [], {}
+        specs, pair_example, pair_onset, pair_x = [], [], [], []
+        self.example_piece, self.example_strip, self.example_performance = [], [], []
+        for i, e in enumerate(examples):
+            if e["piece"] not in strip_index:
+                strip_index[e["piece"]] = len(strips)
+                strips.append(np.asarray(e["strip"], np.uint8).reshape(200, -1))
+            self.example_piece.append(e["piece"])
+            self.example_performance.append(e["performance"])
+            self.example_strip.append(strip_index[e["piece"]])
+            specs.append(np.asarray(e["spectrogram"], np.float32))
+            order = np.argsort(e["onset_frames"], kind="stable")
+            pair_example.append(np.full(len(order), i))
+            pair_onset.append(np.asarray(e["onset_frames"])[order])
+            pair_x.append(np.asarray(e["notehead_x"], np.float32)[order])
+        self.strips, self.specs = strips, specs
+        self.example_strip = np.asarray(self.example_strip)
+        self.pair_example = np.concatenate(pair_example).astype(np.int64)
+        self.pair_onset = np.concatenate(pair_onset).astype(np.int64)
+        self.pair_x = np.concatenate(pair_x).astype(np.float32)
+        self._tf_tables = None
+
+    @classmethod
+    def from_tfds(cls, split, name="msmd", data_dir=None, **kwargs):
+        """Loads a TFDS split of the `msmd` builder (`import tfds_msmd` registers it) into a pool.
+
+        Args:
+            split: "train", "valid", "test", or any TFDS split string.
+            name: builder and config, e.g. "msmd/small", "msmd/full", "msmd/msmd_v1_1".
+            data_dir: TFDS data directory.
+            **kwargs: passed on to `tfds.load`.
+        """
+        import tensorflow_datasets as tfds
+
+        import tfds_msmd  # noqa: F401  (registers the builder)
+
+        ds = tfds.load(name, split=split, data_dir=data_dir, **kwargs)
+        return cls(tfds.as_numpy(ds))
+
+    def __len__(self):
+        return len(self.pair_onset)
+
+    def eval_indices(self, n=EVAL_PAIRS):
+        """The fixed evaluation set (see `eval_indices`)."""
+        return eval_indices(len(self), n)
+
+    # -- NumPy ----------------------------------------------------------------------------------------------
+
+    def augmentation(self, num, rng):
+        """Random (shift, scale, jitter) for `num` pairs from a `np.random.Generator`."""
+        shift = rng.integers(-MAX_SHIFT, MAX_SHIFT + 1, num)
+        scale = rng.uniform(*SCALE_RANGE, num)
+        jitter = rng.integers(-MAX_JITTER, MAX_JITTER + 1, num)
+        return shift, scale, jitter
+
+    def batch(self, indices, context, augment=None):
+        """Pairs `indices` as NumPy arrays.
+
+        Args:
+            indices: (k,) pair indices.
+            context: spectrogram frames C.
+            augment: None, or (shift, scale, jitter) arrays of length k (see `augmentation`).
+
+        Returns:
+            {"spectrogram": float32 (k, 92, C), "sheet": float32 (k, 80, 100)}.
+        """
+        indices = np.atleast_1d(indices)
+        k = len(indices)
+        shift, scale, jitter = augment if augment is not None else (np.zeros(k), np.ones(k), np.zeros(k, int))
+        spec = np.empty((k, NUM_BINS, context), np.float32)
+        sheet = np.empty((k,) + SHEET_SHAPE, np.float32)
+        for j, i in enumerate(indices):
+            e = self.pair_example[i]
+            spec[j] = excerpts(self.specs[e], [self.pair_onset[i] + jitter[j]], context)[0]
+            sheet[j] = snippets(self.strips[self.example_strip[e]], [self.pair_x[i]], [shift[j]], [scale[j]])[0]
+        return {"spectrogram": spec, "sheet": sheet}
+
+    def batches(self, context, batch_size=100, training=False, n=EVAL_PAIRS, seed=None):
+        """A NumPy batch generator: random augmented pairs forever (training) or the fixed evaluation set."""
+        if not training:
+            idx = self.eval_indices(n)
+            for start in range(0, len(idx), batch_size):
+                yield self.batch(idx[start:start + batch_size], context)
+            return
+        rng = np.random.default_rng(seed)
+        while True:
+            idx = rng.integers(0, len(self), batch_size)
+            yield self.batch(idx, context, self.augmentation(batch_size, rng))
+
+    # -- tf.data --------------------------------------------------------------------------------------------
+
+    def _tables(self):
+        """All spectrograms and strips concatenated into flat tensors, with per-pair offsets and bounds."""
+        import tensorflow as tf
+
+        if self._tf_tables is None:
+            # Eager tensors captured by the dataset functions: never graph constants (2 GB proto limit).
+            with tf.init_scope():
+                self._tf_tables = self._make_tables()
+        return self._tf_tables
+
+    def _make_tables(self):
+        import tensorflow as tf
+
+        spec_len = np.array([s.shape[1] for s in self.specs])
+        spec_start = np.concatenate([[0], np.cumsum(spec_len)[:-1]])
+        strip_len = np.array([s.shape[1] for s in self.strips])
+        strip_start = np.concatenate([[0], np.cumsum(strip_len)[:-1]])
+        e, s = self.pair_example, self.example_strip[self.pair_example]
+        return dict(
+            frames=tf.constant(np.concatenate(self.specs, axis=1).T),  # (total frames, 92)
+            strips=tf.constant(np.concatenate(self.strips, axis=1).reshape(-1)),  # (200 * total width,)
+            total_width=int(strip_len.sum()),
+            onset=tf.constant(self.pair_onset),
+            spec_start=tf.constant(spec_start[e]),
+            spec_len=tf.constant(spec_len[e]),
+            x=tf.constant(self.pair_x),
+            strip_start=tf.constant(strip_start[s]),
+            strip_len=tf.constant(strip_len[s]),
+        )
+
+    def _tf_batch(self, indices, context, shift, scale, jitter):
+        import tensorflow as tf
+
+        t = self._tables()
+        # Excerpts: gather frames of the pair's own spectrogram, zeros outside it.
+        frames = tf.gather(t["onset"], indices) + tf.cast(jitter, tf.int64)
+        frames = frames[:, None] - context // 2 + tf.range(context, dtype=tf.int64)
+        n = tf.gather(t["spec_len"], indices)[:, None]
+        ok = (frames >= 0) & (frames < n)
+        rows = tf.gather(t["spec_start"], indices)[:, None] + tf.clip_by_value(frames, 0, n - 1)
+        spec = tf.gather(t["frames"], rows) * tf.cast(ok, tf.float32)[:, :, None]  # (k, C, 92)
+        spec = tf.transpose(spec, (0, 2, 1))
+        # Snippets: bilinear samples of the pair's own strip, white outside it (see `_grid`).
+        x = tf.cast(tf.gather(t["x"], indices), tf.float64)
+        shift, scale = tf.cast(shift, tf.float64), tf.cast(scale, tf.float64)
+        rows_n, cols_n = SNIPPET_WINDOW
+        r = (199 / 2 + shift)[:, None] + (tf.range(rows_n, dtype=tf.float64) - (rows_n - 1) / 2) / scale[:, None]
+        c = (tf.round(x) - 0.5)[:, None] + (tf.range(cols_n, dtype=tf.float64) - (cols_n - 1) / 2) / scale[:, None]
+        width = tf.gather(t["strip_len"], indices)[:, None]
+        start = tf.gather(t["strip_start"], indices)[:, None]
+        r0, c0 = tf.floor(r), tf.floor(c)
+        wr, wc = tf.cast(r - r0, tf.float32)[:, :, None], tf.cast(c - c0, tf.float32)[:, None, :]
+        r0, c0 = tf.cast(r0, tf.int64), tf.cast(c0, tf.int64)
+
+        def at(rr, cc):
+            ok = ((rr >= 0) & (rr < 200))[:, :, None] & ((cc >= 0) & (cc < width))[:, None, :]
+            flat = (tf.clip_by_value(rr, 0, 199)[:, :, None] * t["total_width"]
+                    + (start + tf.clip_by_value(cc, 0, width - 1))[:, None, :])
+            v = tf.cast(tf.gather(t["strips"], flat), tf.float32)
+            return tf.where(ok, v, 255.0)
+
+        window = ((1 - wr) * ((1 - wc) * at(r0, c0) + wc * at(r0, c0 + 1))
+                  + wr * ((1 - wc) * at(r0 + 1, c0) + wc * at(r0 + 1, c0 + 1)))
+        k = tf.shape(window)[0]
+        sheet = tf.reduce_mean(tf.reshape(window, (k, rows_n // 2, 2, cols_n // 2, 2)), axis=(2, 4)) / 255.0
+        return {"spectrogram": spec, "sheet": sheet}
+
+    def dataset(self, context, batch_size=100, training=False, n=EVAL_PAIRS, seed=None):
+        """A batched `tf.data.Dataset` of pairs, {"spectrogram": (B, 92, C), "sheet": (B, 80, 100)}.
+
+        Args:
+            context: spectrogram frames C (42, 84, 168, or any positive int).
+            batch_size: pairs per batch (keep it well above 32: see the CCA layer).
+            training: random augmented pairs forever (use `steps_per_epoch`), or else the fixed
+                evaluation set once, in order.
+            n: size of the evaluation set.
+            seed: seed of the training stream (None: a different stream each time).
+        """
+        import tensorflow as tf
+
+        if training:
+            num = len(self)
+
+            def draw(r):
+                # One random int64 per pair picks the pair; the batch's first two seed its augmentation.
+                u = tf.random.stateless_uniform((batch_size, 3), r[:2])
+                shift = tf.floor(u[:, 0] * (2 * MAX_SHIFT + 1)) - MAX_SHIFT
+                scale = SCALE_RANGE[0] + u[:, 1] * (SCALE_RANGE[1] - SCALE_RANGE[0])
+                jitter = tf.cast(tf.floor(u[:, 2] * (2 * MAX_JITTER + 1)), tf.int64) - MAX_JITTER
+                return self._tf_batch(tf.math.floormod(r, num), context, shift, scale, jitter)
+
+            ds = tf.data.Dataset.random(seed=seed).batch(batch_size, drop_remainder=True)
+            return ds.map(draw, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+        def fixed(i):
+            zeros = tf.zeros_like(i, tf.float64)
+            return self._tf_batch(i, context, zeros, zeros + 1, tf.zeros_like(i))
+
+        ds = tf.data.Dataset.from_tensor_slices(self.eval_indices(n).astype(np.int64))
+        ds = ds.batch(batch_size)
+        return ds.map(fixed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _as_dict(example):
+    if isinstance(example, dict):
+        out = dict(example)
+    else:  # a dataclass record (tfds_msmd.layout.PerformanceRecord)
+        out = {k: getattr(example, k) for k in ("piece", "performance", "strip", "spectrogram", "onset_frames",
+                                                "notehead_x")}
+    for key in ("piece", "performance"):
+        if isinstance(out[key], bytes):
+            out[key] = out[key].decode()
+    return out

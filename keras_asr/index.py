@@ -1,0 +1,323 @@
+"""A snippet index on disk: L2-normalised embeddings, per-row metadata, cosine top-k search, piece voting.
+
+The retrieval end of the data flow. A sheet-side index holds one embedding per sheet snippet (SPEC: one every
+50 px of unrolled score) with where it came from (piece, page, system, x on the page and on the strip); an
+audio-side index holds one per audio excerpt (piece, recording, time in seconds). Embeddings are unit vectors,
+so cosine similarity is a dot product. The index remembers which model made its embeddings: embeddings of
+different models live in different spaces, so loading an index for another model is an error.
+
+Search is exact brute force in numpy for small indexes and FAISS past `FAISS_THRESHOLD` rows, where its
+blocked top-k outruns numpy's `argpartition` (see benchmarks/index_benchmark.py for the measurements).
+
+Example:
+
+```python
+index = SnippetIndex(model_id="bl2-lc-at@3f2a9c")
+index.add(sheet_embeddings, piece=["chopin_op6_2"] * n, page=pages, system=systems, page_x=xs, strip_x=centres)
+index.save("library.index")
+
+index = SnippetIndex.load("library.index", model_id="bl2-lc-at@3f2a9c")
+ranking = index.identify(excerpt_embeddings, k=25)  # [("chopin_op6_2", 1873), ...]
+```
+"""
+
+import collections
+import hashlib
+import json
+import pathlib
+
+import numpy as np
+
+FORMAT = "keras-asr-snippet-index"
+FORMAT_VERSION = 1
+
+# Every column an index can hold, with its dtype; an index holds the columns its first `add` gave.
+COLUMNS = {
+    "piece": np.str_,
+    "page": np.int32,
+    "system": np.int32,
+    "page_x": np.float32,
+    "strip_x": np.float32,
+    "recording": np.str_,
+    "time": np.float32,
+}
+
+# Below this many rows numpy's brute force is as fast as FAISS and needs no copy of a memory-mapped file;
+# measured with benchmarks/index_benchmark.py (README).
+FAISS_THRESHOLD = 20_000
+METHODS = ("auto", "numpy", "flat", "hnsw", "ivf")
+# Approximate-index settings, chosen with the same benchmark.
+HNSW_M = 32
+HNSW_EF_SEARCH = 128
+IVF_LISTS_PER_SQRT_N = 4
+IVF_PROBES = 32
+
+
+class EmptyIndexError(ValueError):
+    """Raised when searching an index that holds no embeddings."""
+
+
+class ModelMismatchError(ValueError):
+    """Raised when an index built with one model is loaded for another."""
+
+
+def model_id_of(weights, name=""):
+    """A short, stable identity for a model: its name and a hash of its weight arrays.
+
+    Args:
+        weights: the model's weights as arrays (e.g. `model.get_weights()`).
+        name: a readable prefix, e.g. "bl2-lc-at".
+
+    Example:
+
+    >>> model_id_of([np.zeros(3, np.float32)], name="bl2")
+    'bl2@...'
+    """
+    digest = hashlib.sha256()
+    for array in weights:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return f"{name}@{digest.hexdigest()[:16]}"
+
+
+def normalize(embeddings):
+    """float32 rows scaled to unit L2 norm (all-zero rows stay zero)."""
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
+    return embeddings / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+class SnippetIndex:
+    """Embeddings with metadata, searchable by cosine similarity.
+
+    Args:
+        model_id: identity of the model that made the embeddings (see `model_id_of`).
+        method: "auto" (numpy below `FAISS_THRESHOLD` rows, FAISS flat above), "numpy" (exact brute force),
+            "flat" (exact, FAISS IndexFlatIP), "hnsw" (approximate, FAISS IndexHNSWFlat) or "ivf"
+            (approximate, FAISS IndexIVFFlat).
+
+    Example:
+
+    >>> index = SnippetIndex(model_id="bl2@0123")
+    >>> index.add(np.eye(3), piece=["a", "b", "c"], strip_x=[25, 75, 125])
+    >>> index.search(np.array([[1.0, 0.1, 0.0]]), k=2)[1]
+    array([[0, 1]])
+    """
+
+    def __init__(self, model_id, method="auto"):
+        if method not in METHODS:
+            raise ValueError(f"Unknown search method '{method}'; expected one of {METHODS}.")
+        self.model_id = str(model_id)
+        self.method = method
+        self.embeddings = None
+        self.metadata = {}
+        self._faiss = None  # (method, index) built on first FAISS search, dropped on `add`
+
+    def __len__(self):
+        return 0 if self.embeddings is None else len(self.embeddings)
+
+    @property
+    def dim(self):
+        return None if self.embeddings is None else self.embeddings.shape[1]
+
+    def add(self, embeddings, **metadata):
+        """Appends rows: (n, dim) embeddings (normalised here) and one length-n sequence per metadata column."""
+        embeddings = normalize(embeddings)
+        if embeddings.ndim != 2:
+            raise ValueError(f"Expected embeddings of shape (n, dim), got {embeddings.shape}.")
+        unknown = set(metadata) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"Unknown metadata columns {sorted(unknown)}; known: {list(COLUMNS)}.")
+        if self.embeddings is not None:
+            if embeddings.shape[1] != self.dim:
+                raise ValueError(f"Embeddings have dim {embeddings.shape[1]}, the index holds dim {self.dim}.")
+            if set(metadata) != set(self.metadata):
+                raise ValueError(f"Expected metadata columns {sorted(self.metadata)}, got {sorted(metadata)}.")
+        columns = {}
+        for name, values in metadata.items():
+            values = np.asarray(values).astype(COLUMNS[name])
+            if values.shape != (len(embeddings),):
+                raise ValueError(f"Column '{name}' has shape {values.shape}, expected ({len(embeddings)},).")
+            columns[name] = values
+        if self.embeddings is None:
+            self.embeddings, self.metadata = embeddings, columns
+        else:
+            self.embeddings = np.concatenate([self.embeddings, embeddings])
+            self.metadata = {name: np.concatenate([self.metadata[name], columns[name]]) for name in columns}
+        self._faiss = None
+
+    def search(self, queries, k=25):
+        """Cosine top-k.
+
+        Args:
+            queries: (q, dim) or (dim,) query embeddings (normalised here).
+            k: neighbours per query (at most the index size).
+
+        Returns:
+            (similarities, rows): float32 and int64 arrays (q, k), best first.
+
+        Raises:
+            EmptyIndexError: the index holds no embeddings.
+        """
+        if len(self) == 0:
+            raise EmptyIndexError("The index is empty: add embeddings (or load a saved index) before searching.")
+        queries = normalize(np.atleast_2d(queries))
+        if queries.shape[1] != self.dim:
+            raise ValueError(f"Queries have dim {queries.shape[1]}, the index holds dim {self.dim}.")
+        k = min(k, len(self))
+        faiss_index = self.prepare()
+        if faiss_index is None:
+            return brute_force_search(self.embeddings, queries, k)
+        similarities, rows = faiss_index.search(queries, k)
+        return similarities, rows.astype(np.int64)
+
+    def identify(self, queries, k=25):
+        """Ranks pieces by votes of the `k` nearest rows of each query (SPEC: k = 25); see `vote`."""
+        similarities, rows = self.search(queries, k)
+        return vote(self.metadata["piece"][rows], similarities)
+
+    def rows(self, rows):
+        """Metadata of the given rows, one dict of column arrays shaped like `rows`."""
+        return {name: values[rows] for name, values in self.metadata.items()}
+
+    def save(self, directory):
+        """Writes header.json, embeddings.npy (memory-mappable) and metadata.npz under `directory`."""
+        directory = pathlib.Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        embeddings = self.embeddings if self.embeddings is not None else np.zeros((0, 0), np.float32)
+        np.save(directory / "embeddings.npy", embeddings)
+        np.savez(directory / "metadata.npz", **self.metadata)
+        header = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model_id": self.model_id,
+            "count": len(self),
+            "dim": self.dim,
+            "columns": sorted(self.metadata),
+        }
+        # The header goes last: a directory with a header is a complete index.
+        (directory / "header.json").write_text(json.dumps(header, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory, model_id, method="auto", mmap=True):
+        """Reads an index saved by `save`.
+
+        Args:
+            directory: the index directory.
+            model_id: the model the caller will embed queries with; must be the index's model. `None` skips the
+                check (e.g. to inspect an index).
+            method: search method, see `SnippetIndex`.
+            mmap: memory-map the embeddings instead of reading them (numpy search then streams them from disk).
+
+        Raises:
+            ModelMismatchError: the index was built with another model.
+            ValueError: not an index, or a format version this code does not read.
+        """
+        directory = pathlib.Path(directory)
+        header = json.loads((directory / "header.json").read_text())
+        if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{directory} holds format {header.get('format')!r} version {header.get('format_version')!r}; "
+                f"this keras-asr reads {FORMAT!r} version {FORMAT_VERSION}."
+            )
+        if model_id is not None and header["model_id"] != str(model_id):
+            raise ModelMismatchError(
+                f"The index at {directory} was built with model {header['model_id']!r}, not {model_id!r}: "
+                "embeddings of different models are not comparable. Rebuild the index with this model."
+            )
+        index = cls(header["model_id"], method=method)
+        if header["count"]:
+            index.embeddings = np.load(directory / "embeddings.npy", mmap_mode="r" if mmap else None)
+            with np.load(directory / "metadata.npz") as metadata:
+                index.metadata = {name: metadata[name] for name in header["columns"]}
+        return index
+
+    def prepare(self):
+        """Builds the FAISS index the search method needs now rather than in the first search.
+
+        Returns:
+            The FAISS index, or None where search is numpy brute force.
+        """
+        method = self.method
+        if method == "auto":
+            method = "numpy" if len(self) < FAISS_THRESHOLD else "flat"
+        if method == "numpy" or len(self) == 0:
+            return None
+        if self._faiss is not None and self._faiss[0] == method:
+            return self._faiss[1]
+        import faiss
+
+        n, dim = self.embeddings.shape
+        if method == "flat":
+            index = faiss.IndexFlatIP(dim)
+        elif method == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = HNSW_EF_SEARCH
+        else:
+            lists = max(1, int(IVF_LISTS_PER_SQRT_N * np.sqrt(n)))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+            index.train(_training_sample(self.embeddings, 64 * lists))
+            index.nprobe = IVF_PROBES
+        index.add(np.ascontiguousarray(self.embeddings, dtype=np.float32))
+        self._faiss = (method, index)
+        return index
+
+
+
+def _training_sample(embeddings, size):
+    rows = np.random.default_rng(0).permutation(len(embeddings))[:size]
+    return np.ascontiguousarray(embeddings[np.sort(rows)], dtype=np.float32)
+
+
+def brute_force_search(embeddings, queries, k, chunk_size=65_536):
+    """Exact cosine top-k of unit `queries` against unit `embeddings`, streaming the rows in chunks.
+
+    Chunks bound the (queries x rows) similarity matrix and let a memory-mapped index be searched without
+    reading it whole.
+
+    Returns:
+        (similarities, rows): float32 and int64 arrays (q, k), best first (ties: lower row first).
+    """
+    best_similarities = np.full((len(queries), 0), -np.inf, np.float32)
+    best_rows = np.zeros((len(queries), 0), np.int64)
+    for start in range(0, len(embeddings), chunk_size):
+        chunk = np.asarray(embeddings[start:start + chunk_size], dtype=np.float32)
+        similarities = queries @ chunk.T
+        if similarities.shape[1] > k:
+            top = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
+            similarities = np.take_along_axis(similarities, top, axis=1)
+        else:
+            top = np.broadcast_to(np.arange(similarities.shape[1]), similarities.shape)
+        best_similarities = np.concatenate([best_similarities, similarities], axis=1)
+        best_rows = np.concatenate([best_rows, top + start], axis=1)
+        # Sort by similarity, then row, so that results do not depend on the chunking.
+        order = np.lexsort((best_rows, -best_similarities), axis=1)[:, :k]
+        best_similarities = np.take_along_axis(best_similarities, order, axis=1)
+        best_rows = np.take_along_axis(best_rows, order, axis=1)
+    return best_similarities, best_rows
+
+
+def vote(hit_pieces, hit_similarities=None):
+    """Ranks pieces by how many retrieved rows they own (the piece-identification vote).
+
+    Args:
+        hit_pieces: (excerpts, k) piece of each retrieved row.
+        hit_similarities: optional (excerpts, k) similarities; break ties between equal vote counts by their sum.
+
+    Returns:
+        A list of (piece, votes), most votes first.
+
+    Example:
+
+    >>> vote(np.array([["a", "b"], ["b", "b"]]))
+    [('b', 3), ('a', 1)]
+    """
+    hit_pieces = np.asarray(hit_pieces).reshape(-1)
+    weights = np.zeros(len(hit_pieces)) if hit_similarities is None else np.asarray(hit_similarities).reshape(-1)
+    votes, strength = collections.Counter(), collections.defaultdict(float)
+    for piece, weight in zip(hit_pieces.tolist(), weights.tolist()):
+        votes[piece] += 1
+        strength[piece] += weight
+    ranked = sorted(votes, key=lambda piece: (-votes[piece], -strength[piece], piece))
+    return [(piece, votes[piece]) for piece in ranked]

@@ -1,0 +1,462 @@
+"""Sheet music pages -> staff systems -> unrolled strip -> snippets.
+
+The sheet side of the data flow, for any score a user brings: images (PNG, JPEG, ...), PDFs (rasterized with
+pdfium) and symbolic scores (MusicXML, MEI, Humdrum, ABC; engraved on the fly with verovio). Pages are scaled to
+MSMD's width of 835 px, where verovio's default engraving has the same staff space as MSMD's LilyPond pages
+(about 7 px). Staff systems are found with plain image processing, every system becomes a 200-row strip centred
+on it, the strips are concatenated left to right (the "unrolled score"), and fixed-size snippets are cut from the
+strip for the sheet encoder.
+
+Images are float32 arrays in [0, 1] with white = 1 throughout.
+
+Example:
+
+```python
+pages = keras_asr.sheet.load_pages("score.pdf")
+score = keras_asr.sheet.unroll(pages)
+centres = keras_asr.sheet.snippet_centres(score.width, hop=50)
+snippets = keras_asr.sheet.extract_snippets(score.strip, centres)  # (n, 80, 100)
+page, system, page_x = score.strip_to_page(centres)
+```
+"""
+
+import dataclasses
+import io
+import pathlib
+
+import numpy as np
+import skimage.transform
+
+PAGE_WIDTH = 835
+STRIP_HEIGHT = 200
+SNIPPET_SHAPE = (160, 200)  # rows x columns cut from the strip
+SNIPPET_HOP = 50  # px between snippet centres in a piece-identification database (SPEC)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
+SCORE_SUFFIXES = {".xml", ".musicxml", ".mxl", ".mei", ".krn", ".hmd", ".abc"}
+
+
+class NoStaffSystemsError(ValueError):
+    """Raised when a page (or every page of a document) holds no staff system."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffSystem:
+    """A staff system's box on its page, in pixels of the page it was detected on.
+
+    `top` and `bottom` are the rows of the first staff's top line and the last staff's bottom line, `left` and
+    `right` the first and last columns of the staff lines (both inclusive).
+    """
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    num_staves: int
+    staff_space: float
+
+    @property
+    def centre(self):
+        return (self.top + self.bottom) / 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading pages
+
+
+def load_pages(path, page_width=PAGE_WIDTH):
+    """Loads the pages of an image, a PDF or a symbolic score, scaled to `page_width`.
+
+    Args:
+        path: an image file (one page), a PDF, or a score verovio reads (MusicXML, MEI, Humdrum, ABC).
+        page_width: width of the returned pages in pixels.
+
+    Returns:
+        A list of float32 arrays (rows, page_width) in [0, 1], white = 1.
+
+    Example:
+
+    >>> pages = load_pages("bwv66.6.musicxml")
+    >>> pages[0].shape
+    (1181, 835)
+    """
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return [to_page_width(load_image(path), page_width)]
+    if suffix == ".pdf":
+        return load_pdf(path, page_width)
+    if suffix in SCORE_SUFFIXES:
+        return engrave(path, page_width)
+    raise ValueError(
+        f"Don't know how to read sheet music from '{path.name}': expected an image "
+        f"({', '.join(sorted(IMAGE_SUFFIXES))}), a PDF, or a score ({', '.join(sorted(SCORE_SUFFIXES))})."
+    )
+
+
+def load_image(path):
+    """Reads an image file as a float32 grayscale page in [0, 1], transparent pixels white."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGBA")
+        # Engravers often write black on transparent: flatten onto white before dropping alpha.
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        gray = Image.alpha_composite(background, image).convert("L")
+    return np.asarray(gray, dtype=np.float32) / 255.0
+
+
+def load_pdf(path, page_width=PAGE_WIDTH):
+    """Rasterizes every page of a PDF to a float32 grayscale page `page_width` pixels wide."""
+    import pypdfium2
+
+    pdf = pypdfium2.PdfDocument(str(path))
+    try:
+        pages = []
+        for page in pdf:
+            bitmap = page.render(scale=page_width / page.get_width(), grayscale=True)
+            image = np.asarray(bitmap.to_numpy(), dtype=np.float32).squeeze() / 255.0
+            pages.append(to_page_width(image, page_width))
+        return pages
+    finally:
+        pdf.close()
+
+
+def engrave_svg(path):
+    """Engraves a score with verovio's default layout (A4, MSMD-like staff size); one SVG string per page."""
+    import verovio
+
+    verovio.enableLog(verovio.LOG_ERROR)
+    toolkit = verovio.toolkit()
+    # No "engraved with" footer: it is not music and would end up in no system anyway, but costs a detection.
+    toolkit.setOptions({"footer": "none", "adjustPageHeight": False, "breaks": "auto"})
+    if not toolkit.loadFile(str(path)):
+        raise ValueError(f"verovio could not read the score '{path}'.")
+    return [toolkit.renderToSVG(page) for page in range(1, toolkit.getPageCount() + 1)]
+
+
+def rasterize_svg(svg, page_width=PAGE_WIDTH):
+    """Renders an SVG string to a float32 grayscale page `page_width` pixels wide."""
+    import cairosvg
+    from PIL import Image
+
+    png = cairosvg.svg2png(bytestring=svg.encode(), output_width=page_width, background_color="white")
+    with Image.open(io.BytesIO(png)) as image:
+        return to_page_width(np.asarray(image.convert("L"), dtype=np.float32) / 255.0, page_width)
+
+
+def engrave(path, page_width=PAGE_WIDTH):
+    """Engraves a score file (MusicXML, MEI, Humdrum, ABC) to pages `page_width` pixels wide."""
+    return [rasterize_svg(svg, page_width) for svg in engrave_svg(path)]
+
+
+def to_page_width(image, page_width=PAGE_WIDTH):
+    """Scales a grayscale page to `page_width` columns, keeping its aspect ratio."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape[1] == page_width:
+        return image
+    rows = max(1, round(image.shape[0] * page_width / image.shape[1]))
+    scaled = skimage.transform.resize(
+        image, (rows, page_width), order=1, anti_aliasing=image.shape[1] > page_width, preserve_range=True
+    )
+    return scaled.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Staff-system detection
+
+
+def detect_systems(page):
+    """Finds the staff systems on a page.
+
+    Staff lines are the rows holding long horizontal runs of dark pixels; runs of 5 equally spaced lines of
+    similar extent are staves; consecutive staves belong to one system when a vertical line (the system's start
+    bar, a brace-side bar or a barline drawn through the staves) bridges the gap between them.
+
+    Args:
+        page: float32 grayscale page in [0, 1], white = 1.
+
+    Returns:
+        A list of `StaffSystem`, top to bottom.
+
+    Raises:
+        NoStaffSystemsError: the page holds no staff.
+
+    Example:
+
+    >>> systems = detect_systems(load_pages("bwv66.6.musicxml")[0])
+    >>> [(s.num_staves, s.top, s.bottom) for s in systems]
+    [(4, 70, 313), (4, 370, 614)]
+    """
+    dark = binarize(page)
+    staves = _find_staves(dark)
+    if not staves:
+        raise NoStaffSystemsError(
+            "No staff system found on the page (a blank page, or not sheet music?): no five equally spaced long "
+            "horizontal lines."
+        )
+    systems, group = [], [staves[0]]
+    for upper, lower in zip(staves, staves[1:]):
+        if _bridged(dark, upper, lower):
+            group.append(lower)
+        else:
+            systems.append(_system_of(group))
+            group = [lower]
+    systems.append(_system_of(group))
+    return systems
+
+
+def binarize(page):
+    """Dark pixels of a page: anything visibly darker than the paper.
+
+    The cut sits close to the paper's colour (its median) because engraved staff lines are thin: at 835 px a
+    verovio or LilyPond staff line is under a pixel wide and anti-aliased to mid-gray across two rows.
+    """
+    page = np.asarray(page, dtype=np.float32)
+    return page < 0.85 * np.median(page)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Staff:
+    lines: tuple  # row centres of the 5 lines
+    left: int
+    right: int
+
+
+def _find_staves(dark):
+    """Staves, top to bottom: five lines one staff space apart that span the same columns."""
+    lines = _find_lines(dark)
+    if len(lines) < 5:
+        return []
+    centres = np.array([line[0] for line in lines])
+    space = _staff_space(centres)
+    if space is None:
+        return []
+    tolerance = max(1.5, 0.25 * space)
+    # Greedy, top to bottom: each unused line starts a staff if four more lines follow one space apart.
+    staves, used = [], np.zeros(len(lines), bool)
+    for first in range(len(lines)):
+        if used[first]:
+            continue
+        members = [first]
+        for k in range(1, 5):
+            gaps = np.abs(centres - (centres[first] + k * space))
+            candidates = np.flatnonzero((gaps <= tolerance) & ~used)
+            if candidates.size == 0:
+                break
+            members.append(candidates[np.argmin(gaps[candidates])])
+        if len(members) < 5:
+            continue
+        lefts, rights = [lines[i][1] for i in members], [lines[i][2] for i in members]
+        # A beam or a dash one staff space from a staff must not stand in for a staff line: all five span together.
+        if min(rights) - max(lefts) < 0.8 * max(np.subtract(rights, lefts)):
+            continue
+        used[members] = True
+        staves.append(_Staff(tuple(centres[members]), min(lefts), max(rights)))
+    return sorted(staves, key=lambda staff: staff.lines[0])
+
+
+def _find_lines(dark):
+    """Horizontal lines as (row centre, left, right): bands of rows whose longest dark run is long."""
+    padded = np.pad(dark, ((0, 0), (1, 1))).astype(np.int8)
+    rows, edges = np.nonzero(np.diff(padded, axis=1))
+    # Edges alternate start, end within each row.
+    starts_rows, starts, ends = rows[0::2], edges[0::2], edges[1::2]
+    lengths = ends - starts
+    longest = np.zeros(dark.shape[0], int)
+    np.maximum.at(longest, starts_rows, lengths)
+    # Short enough for a one-bar last system; beams and lyric lines that pass are weeded out by the staff test.
+    min_length = 0.1 * dark.shape[1]
+    keep = lengths >= min_length
+    left = np.full(dark.shape[0], dark.shape[1])
+    right = np.full(dark.shape[0], -1)
+    np.minimum.at(left, starts_rows[keep], starts[keep])
+    np.maximum.at(right, starts_rows[keep], ends[keep] - 1)
+    line_rows = np.flatnonzero(longest >= min_length)
+    if line_rows.size == 0:
+        return []
+    lines = []
+    for band in np.split(line_rows, np.flatnonzero(np.diff(line_rows) > 1) + 1):
+        lines.append((float(band.mean()), int(left[band].min()), int(right[band].max())))
+    return lines
+
+
+def _staff_space(centres):
+    """The most common distance between neighbouring lines: 4 of every 5 gaps within a staff are one space."""
+    gaps = np.round(np.diff(centres)).astype(int)
+    gaps = gaps[(gaps >= 3) & (gaps <= 60)]
+    if gaps.size == 0:
+        return None
+    mode = np.bincount(gaps).argmax()
+    near = np.diff(centres)[np.abs(np.diff(centres) - mode) <= 1]
+    return float(near.mean())
+
+
+def _bridged(dark, upper, lower):
+    """Whether a vertical line crosses the whole gap between two staves (they then share a system)."""
+    top, bottom = int(np.ceil(upper.lines[-1])) + 2, int(np.floor(lower.lines[0])) - 1
+    if bottom <= top:
+        return True
+    left, right = min(upper.left, lower.left), max(upper.right, lower.right)
+    # Look a little left of the staves too: the start bar sits at, or just before, the staff lines' left end.
+    margin = int(round(upper.lines[1] - upper.lines[0]))
+    columns = dark[top:bottom, max(0, left - margin):right + 1]
+    return bool((columns.mean(axis=0) >= 0.9).any())
+
+
+def _system_of(staves):
+    spaces = [np.diff(staff.lines).mean() for staff in staves]
+    return StaffSystem(
+        top=int(round(staves[0].lines[0])),
+        bottom=int(round(staves[-1].lines[-1])),
+        left=min(staff.left for staff in staves),
+        right=max(staff.right for staff in staves),
+        num_staves=len(staves),
+        staff_space=float(np.mean(spaces)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Unrolling
+
+
+@dataclasses.dataclass
+class UnrolledScore:
+    """Systems cut into strips and concatenated left to right, with the way back to the pages.
+
+    Attributes:
+        strip: float32 (STRIP_HEIGHT, width) in [0, 1], white = 1.
+        pages: the pages the strip was cut from (scaled to the page width).
+        systems: every system, in strip order.
+        system_pages: page index of each system.
+        system_numbers: index of each system on its page.
+        system_starts: strip x of each system's first column.
+    """
+
+    strip: np.ndarray
+    pages: list
+    systems: list
+    system_pages: np.ndarray
+    system_numbers: np.ndarray
+    system_starts: np.ndarray
+
+    @property
+    def width(self):
+        return self.strip.shape[1]
+
+    def strip_to_page(self, x):
+        """Maps strip columns to (page, system on the page, page column); accepts scalars or arrays."""
+        x = np.asarray(x)
+        k = np.clip(np.searchsorted(self.system_starts, x, side="right") - 1, 0, len(self.systems) - 1)
+        lefts = np.array([system.left for system in self.systems])
+        return self.system_pages[k], self.system_numbers[k], lefts[k] + (x - self.system_starts[k])
+
+    def page_to_strip(self, page, system, page_x):
+        """Maps (page, system on the page, page column) back to strip columns; accepts scalars or arrays."""
+        # Systems are stored in (page, number) order, so one sorted key per system finds them all at once.
+        stride = self.system_numbers.max() + 1
+        keys = self.system_pages * stride + self.system_numbers
+        wanted = np.asarray(page) * stride + np.asarray(system)
+        k = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        if np.any(keys[k] != wanted) or np.any(np.asarray(system) >= stride):
+            raise ValueError(f"No system {system} on page {page} in this score.")
+        lefts = np.array([s.left for s in self.systems])
+        return self.system_starts[k] + (np.asarray(page_x) - lefts[k])
+
+
+def unroll(pages, strip_height=STRIP_HEIGHT):
+    """Cuts every system into a strip centred on it and concatenates the strips left to right.
+
+    Pages without any staff system (a title page, an empty last page) are skipped; the map from strip to page
+    keeps the original page numbers.
+
+    Args:
+        pages: grayscale pages scaled to the page width (see `load_pages`).
+        strip_height: rows of the strip, centred on each system's vertical centre.
+
+    Returns:
+        An `UnrolledScore`.
+
+    Raises:
+        NoStaffSystemsError: no page holds a staff system.
+
+    Example:
+
+    >>> score = unroll(load_pages("bwv66.6.musicxml"))
+    >>> score.strip.shape
+    (200, 1495)
+    """
+    strips, systems, system_pages, system_numbers = [], [], [], []
+    for page_index, page in enumerate(pages):
+        try:
+            page_systems = detect_systems(page)
+        except NoStaffSystemsError:
+            continue
+        for number, system in enumerate(page_systems):
+            top = int(round(system.centre)) - strip_height // 2
+            strips.append(_crop_white(page, top, top + strip_height, system.left, system.right + 1))
+            systems.append(system)
+            system_pages.append(page_index)
+            system_numbers.append(number)
+    if not systems:
+        raise NoStaffSystemsError(f"None of the {len(pages)} page(s) holds a staff system.")
+    widths = [strip.shape[1] for strip in strips]
+    return UnrolledScore(
+        strip=np.concatenate(strips, axis=1),
+        pages=list(pages),
+        systems=systems,
+        system_pages=np.array(system_pages),
+        system_numbers=np.array(system_numbers),
+        system_starts=np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int),
+    )
+
+
+def _crop_white(image, top, bottom, left, right):
+    """image[top:bottom, left:right], padded with white where the window leaves the image."""
+    out = np.ones((bottom - top, right - left), np.float32)
+    rows = slice(max(top, 0), min(bottom, image.shape[0]))
+    cols = slice(max(left, 0), min(right, image.shape[1]))
+    out[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = image[rows, cols]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Snippets
+
+
+def snippet_centres(width, hop=SNIPPET_HOP):
+    """Evenly spaced snippet centres over a strip: one per `hop` columns, in the middle of each stretch."""
+    return np.arange(hop // 2, width, hop)
+
+
+def extract_snippets(strip, centres, shape=SNIPPET_SHAPE, batch_size=256):
+    """Cuts snippets centred on strip columns, padded white past the strip, and halves them (2x2 block mean).
+
+    Args:
+        strip: float32 (rows, width) unrolled strip, white = 1.
+        centres: strip columns to centre the snippets on (rounded to integers).
+        shape: (rows, columns) of the window cut from the strip, centred vertically on the strip.
+        batch_size: snippets cut at a time (bounds the full-resolution memory).
+
+    Returns:
+        float32 (len(centres), shape[0] // 2, shape[1] // 2) in [0, 1], white = 1.
+
+    Example:
+
+    >>> extract_snippets(score.strip, [100, 150]).shape
+    (2, 80, 100)
+    """
+    rows, cols = shape
+    centres = np.round(np.asarray(centres)).astype(int).reshape(-1)
+    out = np.empty((len(centres), rows // 2, cols // 2), np.float32)
+    if len(centres) == 0:
+        return out
+    top = (strip.shape[0] - rows) // 2
+    left = min(0, centres.min()) - cols // 2
+    band = _crop_white(strip, top, top + rows, left, max(strip.shape[1], centres.max() + 1) + cols)
+    starts = centres - cols // 2 - left  # band column of each window's first column
+    for first in range(0, len(centres), batch_size):
+        chunk = starts[first:first + batch_size]
+        windows = band[:, chunk[:, None] + np.arange(cols)].transpose(1, 0, 2)  # (n, rows, cols)
+        out[first:first + len(chunk)] = windows.reshape(len(chunk), rows // 2, 2, cols // 2, 2).mean(axis=(2, 4))
+    return out
