@@ -145,14 +145,20 @@ class CCAProjection(keras.layers.Layer):
         return xc, yc, mean_x, mean_y, cov_xx, cov_yy, cov_xy
 
     def _check_batch_size(self, x):
-        batch = x.shape[0]  # static where known (always under JAX and PyTorch)
-        if isinstance(batch, int) and batch <= 2 * self.dim:
-            raise ValueError(
-                f"CCA on a batch of {batch} {self.dim}-d pairs: a batch at or below the embedding size "
-                "is fitted exactly (the ranking loss is then 0) and small ones give noisy covariances. "
-                f"Use batches well above {2 * self.dim} pairs (the paper uses 100) and drop remainders "
-                "(`drop_remainder=True` in tf.data)."
-            )
+        message = (
+            "CCA on a batch of {} " + f"{self.dim}-d pairs: a batch at or below the embedding size is "
+            "fitted exactly (the ranking loss is then 0) and small ones give noisy covariances. Use "
+            f"batches well above {2 * self.dim} pairs (the paper uses 100) and drop remainders "
+            "(`drop_remainder=True` in tf.data)."
+        )
+        batch = x.shape[0]  # static under JAX and PyTorch, and in TensorFlow where the data says so
+        if isinstance(batch, int):
+            if batch <= 2 * self.dim:
+                raise ValueError(message.format(batch))
+        elif keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.debugging.assert_greater(tf.shape(x)[0], 2 * self.dim, message=message.format("unknown size"))
 
     def _train_projection(self, x, y):
         self._check_batch_size(x)

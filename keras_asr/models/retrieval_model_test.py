@@ -1,0 +1,117 @@
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_asr
+from keras_asr.models.retrieval_model import resolve_context
+from keras_asr.testing import real_pairs
+
+
+def test_contexts():
+    assert [resolve_context(c) for c in ("SC", "MC", "LC", "lc", 42, 168, 16, 64)] == [42, 84, 168, 168, 42, 168, 16, 64]
+    with pytest.raises(ValueError, match="Unknown context 'XL'"):
+        resolve_context("XL")
+    with pytest.raises(ValueError, match="not a multiple of 16"):
+        resolve_context(50)
+    with pytest.raises(ValueError, match="not a multiple of 16"):
+        resolve_context(8)
+    with pytest.raises(ValueError, match="int number of frames"):
+        resolve_context(4.2)
+
+
+def test_inputs_outputs_and_encoders():
+    model = keras_asr.build_model(context=16, attention=True)
+    assert set(model.input) == {"spectrogram", "sheet"}
+    assert model.input["spectrogram"].shape == (None, 92, 16)
+    assert model.input["sheet"].shape == (None, 80, 100)
+    pairs = real_pairs(8, 16)
+    out = model.predict(pairs, verbose=0)
+    for name in ("sheet_embedding", "audio_embedding"):
+        assert out[name].shape == (8, 32)
+        np.testing.assert_allclose(np.linalg.norm(out[name], axis=1), 1.0, rtol=1e-5)
+    # The stand-alone encoders give the joint model's embeddings.
+    np.testing.assert_allclose(model.audio_encoder.predict(pairs["spectrogram"], verbose=0), out["audio_embedding"], atol=1e-5)
+    np.testing.assert_allclose(model.sheet_encoder.predict(pairs["sheet"], verbose=0), out["sheet_embedding"], atol=1e-5)
+
+
+def test_fit_trains_through_the_cca_and_updates_its_statistics():
+    model = keras_asr.compile_model(keras_asr.build_model(context=16))
+    pairs = real_pairs(200, 16)
+    kernel_before = keras.ops.convert_to_numpy(model.get_layer("audio_tower").get_layer("audio_block1a_conv").kernel)
+    mean_before = keras.ops.convert_to_numpy(model.cca.mean_y)
+    history = model.fit(pairs, batch_size=100, epochs=2, shuffle=False, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][1] < history.history["loss"][0]
+    kernel_after = keras.ops.convert_to_numpy(model.get_layer("audio_tower").get_layer("audio_block1a_conv").kernel)
+    assert np.abs(kernel_after - kernel_before).max() > 0
+    assert np.abs(keras.ops.convert_to_numpy(model.cca.mean_y) - mean_before).max() > 0
+    # ValueError under JAX and PyTorch; TensorFlow checks in the graph (InvalidArgumentError).
+    with pytest.raises(Exception, match="well above 64 pairs"):
+        model.fit(real_pairs(40, 16), batch_size=40, epochs=1, verbose=0)
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = keras_asr.compile_model(keras_asr.build_model(context=16, attention=True, head="gap"))
+    pairs = real_pairs(100, 16)
+    model.fit(pairs, batch_size=100, epochs=1, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras_asr.load_model(path)
+    assert isinstance(loaded, keras_asr.models.RetrievalModel)
+    assert (loaded.frames, loaded.attention, loaded.head) == (16, True, "gap")
+    expected = model.predict(pairs, verbose=0)
+    got = loaded.predict(pairs, verbose=0)
+    for name in expected:
+        np.testing.assert_allclose(got[name], expected[name], atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.audio_tower.attention_model.predict(pairs["spectrogram"], verbose=0),
+        model.audio_tower.attention_model.predict(pairs["spectrogram"], verbose=0),
+        atol=1e-6,
+    )
+    assert keras_asr.build_model(**{k: v for k, v in model.get_config().items() if k != "name"}).count_params() == model.count_params()
+
+
+EXPORT_CHECK = """
+import sys, numpy as np, tensorflow as tf
+data = np.load(sys.argv[2])
+for name, key in (("audio_encoder", "spectrogram"), ("sheet_encoder", "sheet")):
+    loaded = tf.saved_model.load(sys.argv[1] + "/" + name)  # keep a reference: it owns the variables
+    served = loaded.serve(tf.constant(data[key])).numpy()
+    np.testing.assert_allclose(served, data[name], atol=1e-5)
+print("served ok")
+"""
+
+
+def test_saved_model_export_serves_the_same_embeddings(tmp_path):
+    model = keras_asr.build_model(context=16, attention=True)
+    pairs = real_pairs(100, 16)
+    keras_asr.compile_model(model).fit(pairs, batch_size=100, epochs=1, verbose=0)
+    expected = {
+        "audio_encoder": model.audio_encoder.predict(pairs["spectrogram"][:5], verbose=0),
+        "sheet_encoder": model.sheet_encoder.predict(pairs["sheet"][:5], verbose=0),
+    }
+    np.savez(tmp_path / "data.npz", spectrogram=pairs["spectrogram"][:5], sheet=pairs["sheet"][:5], **expected)
+    export_dir = str(tmp_path / "export")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    if keras.backend.backend() == "torch":
+        # No SavedModel export under PyTorch: the documented path saves .keras and exports under TF.
+        with pytest.raises(RuntimeError, match="KERAS_BACKEND=tensorflow python -m keras_asr.saving"):
+            keras_asr.export_encoders(model, export_dir)
+        model.save(str(tmp_path / "model.keras"))
+        subprocess.run(
+            [sys.executable, "-m", "keras_asr.saving", str(tmp_path / "model.keras"), export_dir],
+            check=True, env=env, capture_output=True,
+        )
+    else:
+        keras_asr.export_encoders(model, export_dir)
+    # Served by TensorFlow alone, in a fresh process.
+    result = subprocess.run(
+        [sys.executable, "-c", EXPORT_CHECK, export_dir, str(tmp_path / "data.npz")],
+        env=env, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "served ok" in result.stdout
