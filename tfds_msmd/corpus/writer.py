@@ -1,0 +1,76 @@
+"""Writes one engraved piece and its renders as an MSMD v1.1 piece folder.
+
+The folder is assembled under `<root>/.partial/` and renamed into place only when complete, so a folder
+`<root>/<piece>` always holds a whole piece: an interrupted build leaves no half-written piece behind, and a
+rerun can skip every piece folder that exists.
+"""
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from tfds_msmd import layout
+from tfds_msmd.corpus import synth
+
+FPS = 20
+
+
+def write_piece(root, piece, engraving, renders, keep_audio=True):
+    """Synthesizes the renders of an engraved piece and writes its MSMD folder `<root>/<piece>`.
+
+    Every sounding notehead gets, per performance P, the MuNG data items `P_note_event_idx`,
+    `P_onset_frame` (ceil(onset s * 20)) and `P_onset_seconds`; event i of every performance is notehead i.
+
+    Args:
+        root: corpus root folder.
+        piece: piece name, `composer__opus__file`.
+        engraving: an `engrave.Engraving`.
+        renders: (tempo ratio, SoundFont name) pairs, one performance each.
+        keep_audio: keep `<piece>.wav` in each performance folder (real MSMD ships none).
+
+    Returns:
+        The piece folder.
+    """
+    from keras_asr import audio
+
+    final = os.path.join(root, piece)
+    partial_root = os.path.join(root, ".partial")
+    os.makedirs(partial_root, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=piece + ".", dir=partial_root)
+    try:
+        heads = engraving.noteheads
+        data = [{"midi_pitch_code": int(n.pitch)} for n in heads]
+        for ratio, soundfont in renders:
+            name = layout.performance_name(piece, ratio, soundfont)
+            perf_path = os.path.join(tmp, "performances", name)
+            os.makedirs(perf_path)
+            events = synth.note_events(heads, ratio)
+            midi, wav = os.path.join(tmp, "render.midi"), os.path.join(tmp, "render.wav")
+            synth.write_midi(events, midi)
+            synth.render(midi, soundfont, wav)
+            spec = audio.spectrogram(audio.load_audio(wav))
+            # From the exact seconds, not the float32 events: onsets on the 50 ms grid are common, and
+            # float32 rounding would push some to the next frame.
+            seconds = np.array([n.onset for n in heads]) / ratio
+            onsets = np.ceil(np.round(seconds * FPS, 6)).astype(np.int64)
+            layout.write_performance(perf_path, piece, midi, spec, events, onsets, wav if keep_audio else None)
+            for i, d in enumerate(data):
+                d[f"{name}_note_event_idx"] = i
+                d[f"{name}_onset_frame"] = int(onsets[i])
+                d[f"{name}_onset_seconds"] = round(float(seconds[i]), 4)
+            if os.path.exists(wav):
+                os.remove(wav)
+        score_path = os.path.join(tmp, "scores", f"{piece}_ly")
+        for page, image in enumerate(engraving.pages):
+            on_page = [(n, d) for n, d in zip(heads, data) if n.page == page]
+            nodes = [dict(top=n.top, left=n.left, height=n.height, width=n.width, data=d) for n, d in on_page]
+            notes = [n.centre for n, _ in on_page]
+            layout.write_page(score_path, page + 1, image, notes, engraving.systems[page], nodes,
+                              document=f"{piece}_{page + 1:02d}")
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
