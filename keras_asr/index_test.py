@@ -15,11 +15,11 @@ from keras_asr import sheet
 pytestmark = pytest.mark.single_backend
 
 CORPUS = music21.common.getCorpusFilePath()
-# Short piano pieces, one page each (the mazurka's first page): engraving dominates the test's time.
+# Piano pieces, one page each (the first): engraving dominates the test's time.
 PIECES = {
     "chopin_op6_2": CORPUS / "chopin" / "mazurka06-2.krn",
-    "schoenberg_op19_2": CORPUS / "schoenberg" / "opus19" / "movement2.mxl",
     "clara_schumann_op1_1": CORPUS / "schumann_clara" / "polonaise_op1n1.mxl",
+    "joplin_maple_leaf_rag": CORPUS / "joplin" / "maple_leaf_rag.mxl",
     "schoenberg_op19_6": CORPUS / "schoenberg" / "opus19" / "movement6.mxl",
 }
 QUERY_SHIFT = 12  # excerpts fall between the database's snippet centres
@@ -90,6 +90,12 @@ def test_approximate_indexes_find_most_true_neighbours(library):
         assert recall > 0.9, (method, recall)
 
 
+def test_auto_switches_to_hnsw_at_the_threshold(library, monkeypatch):
+    assert build(library).prepare() is None  # numpy brute force
+    monkeypatch.setattr(index_lib, "FAISS_THRESHOLD", len(library[0]))
+    assert build(library).prepare().__class__.__name__ == "IndexHNSWFlat"
+
+
 def test_embeddings_are_normalised_and_self_match(library):
     index = build(library)
     np.testing.assert_allclose(np.linalg.norm(index.embeddings, axis=1), 1.0, atol=1e-5)
@@ -131,6 +137,18 @@ def test_save_load_round_trip(library, tmp_path):
         assert_same_results(index.search(queries), loaded.search(queries))
     rows = loaded.rows(np.array([[0, 1]]))
     assert rows["piece"].shape == (1, 2) and rows["piece"][0, 0] == "chopin_op6_2"
+
+
+def test_save_keeps_a_built_approximate_index(library, tmp_path):
+    index = build(library, "hnsw")
+    queries = all_queries(library)[:50]
+    expected = index.search(queries)
+    index.save(tmp_path / "library.index")
+    assert (tmp_path / "library.index" / "hnsw.faiss").exists()
+    loaded = index_lib.SnippetIndex.load(tmp_path / "library.index", model_id="pca32@test", method="hnsw")
+    hnsw = loaded.prepare()
+    assert hnsw.ntotal == len(index) and hnsw.hnsw.efSearch == index_lib.HNSW_EF_SEARCH
+    assert_same_results(expected, loaded.search(queries))
 
 
 def test_audio_side_columns(tmp_path):
