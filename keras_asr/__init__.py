@@ -14,5 +14,6 @@ from keras_asr.losses import PairwiseRankingLoss
 from keras_asr.models import build_model
 from keras_asr.models import compile_model
 from keras_asr.models import resolve_context
+from keras_asr.pretrained import convert_original_params
 from keras_asr.saving import export_encoders
 from keras_asr.saving import load_model
