@@ -122,8 +122,8 @@ def load_pdf(path, page_width=PAGE_WIDTH):
         pdf.close()
 
 
-# verovio's layout for A4 pages: at 835 px its staff space is MSMD's (~7 px). The same page, margins and font as
-# the offline corpus (tfds_msmd.corpus.engrave), so that a score engraved at query time looks like training data.
+# verovio's layout for A4 pages: at 835 px its staff space is MSMD's (~7 px). The offline corpus
+# (tfds_msmd.corpus.engrave) engraves with these too, so a score engraved at query time looks like training data.
 VEROVIO_OPTIONS = {
     "pageWidth": 2100,
     "pageHeight": 2970,

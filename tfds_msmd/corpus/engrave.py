@@ -18,21 +18,12 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
+from keras_asr import sheet
+
 PAGE_WIDTH_PX = 835
-VEROVIO_OPTIONS = {
-    "pageWidth": 2100,
-    "pageHeight": 2970,
-    "pageMarginLeft": 100,
-    "pageMarginRight": 100,
-    "pageMarginTop": 100,
-    "pageMarginBottom": 100,
-    "font": "Leipzig",
-    "header": "none",
-    "footer": "none",
-    "breaks": "auto",
-    "expandNever": True,
-    "xmlIdSeed": 1,
-}
+# The page layout of keras_asr.sheet (so scores engraved at query time look like the corpus), plus
+# deterministic ids and no repeat expansion.
+VEROVIO_OPTIONS = {**sheet.VEROVIO_OPTIONS, "expandNever": True, "xmlIdSeed": 1}
 _SVG = "{http://www.w3.org/2000/svg}"
 _XLINK = "{http://www.w3.org/1999/xlink}href"
 
