@@ -1,0 +1,312 @@
+"""Callbacks of the paper's training schedule.
+
+- `ValidationMRR`: audio -> sheet MRR on a fixed validation set after every epoch (`logs["val_mrr"]`).
+- `RefinementSchedule`: early stopping on that MRR with a long patience, then up to N rounds of
+  "restore the best weights, halve the learning rate, shorter patience" (the original Lasagne schedule).
+- `NaNGuard`: stops at the first non-finite loss and marks the run broken, so nothing saves it.
+- `EpochCheckpoint`: writes the weights (optimizer included) and every callback's state after each epoch,
+  atomically, so a restarted run resumes losing at most the epoch in progress.
+- `CCARefinement`: at the end of training, refits the CCA statistics on the first 25,000 training pairs.
+- `TimeLimit`: stops after a wall-clock budget (short CPU runs), letting the end-of-training steps run.
+
+Weights are copied through NumPy everywhere: on JAX, assigning one variable's array to another shares its
+buffer (see PITFALLS).
+"""
+
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+from keras_asr import metrics
+
+
+def _copy_weights(model):
+    return [np.array(w, copy=True) for w in model.get_weights()]
+
+
+def _is_broken(model):
+    return bool(getattr(model, "_asr_broken", False))
+
+
+class ValidationMRR(keras.callbacks.Callback):
+    """Adds the audio -> sheet MRR of a fixed validation set to the epoch logs.
+
+    The model embeds both views with its inference CCA statistics, as retrieval would.
+
+    Args:
+        pairs: dict of NumPy arrays {"spectrogram": (n, 92, C), "sheet": (n, 80, 100)}, e.g. the first 1,000
+            validation pairs (`PairPool.batch(range(1000), C)`).
+        batch_size: prediction batch size.
+        name: key written to the logs.
+    """
+
+    def __init__(self, pairs, batch_size=100, name="val_mrr"):
+        super().__init__()
+        self.pairs = pairs
+        self.batch_size = batch_size
+        self.name = name
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or _is_broken(self.model):
+            return
+        out = self.model.predict(self.pairs, batch_size=self.batch_size, verbose=0)
+        logs[self.name] = metrics.mean_reciprocal_rank(out["audio_embedding"], out["sheet_embedding"])
+
+
+class RefinementSchedule(keras.callbacks.Callback):
+    """Early stopping on a validation metric, followed by learning-rate refinement rounds.
+
+    When `patience` epochs pass without improvement, the best weights are restored, the learning rate is
+    multiplied by `factor` and patience becomes `refinement_patience`; after `refinement_rounds` such rounds
+    training stops. At the end of training the best weights are restored.
+
+    Args:
+        monitor: log key to maximise.
+        patience: epochs without improvement before the first refinement round (60 in the paper).
+        refinement_rounds: rounds of restore + lr decay (5 in the paper).
+        refinement_patience: patience within the rounds (10 in the paper).
+        factor: learning-rate factor per round.
+        verbose: print a line at every round.
+    """
+
+    def __init__(self, monitor="val_mrr", patience=60, refinement_rounds=5, refinement_patience=10,
+                 factor=0.5, verbose=1):
+        super().__init__()
+        self.monitor = monitor
+        self.patience = patience
+        self.refinement_rounds = refinement_rounds
+        self.refinement_patience = refinement_patience
+        self.factor = factor
+        self.verbose = verbose
+        self.best = -math.inf
+        self.best_epoch = -1
+        self.best_weights = None
+        self.wait = 0
+        self.round = 0
+
+    @property
+    def current_patience(self):
+        return self.patience if self.round == 0 else self.refinement_patience
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or _is_broken(self.model):
+            return
+        if value > self.best:
+            self.best, self.best_epoch, self.wait = float(value), epoch, 0
+            self.best_weights = _copy_weights(self.model)
+            return
+        self.wait += 1
+        if self.wait < self.current_patience:
+            return
+        if self.round >= self.refinement_rounds:
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: no improvement after {self.refinement_rounds} refinement rounds; "
+                      f"stopping (best {self.monitor} {self.best:.4f} at epoch {self.best_epoch + 1}).")
+            self.model.stop_training = True
+            return
+        self.round += 1
+        self.wait = 0
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)) * self.factor
+        self.model.optimizer.learning_rate.assign(lr)
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: refinement round {self.round}/{self.refinement_rounds}: restored the "
+                  f"weights of epoch {self.best_epoch + 1} ({self.monitor} {self.best:.4f}), lr -> {lr:g}, "
+                  f"patience {self.refinement_patience}.")
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+    # Resumption: the counters go to JSON, the best weights to a weights file (see `EpochCheckpoint`).
+    def get_state(self):
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "round": self.round}
+
+    def set_state(self, state):
+        self.best = state["best"]
+        self.best_epoch = state["best_epoch"]
+        self.wait = state["wait"]
+        self.round = state["round"]
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss and marks the model broken.
+
+    A broken model is never checkpointed, validated or refined; `message` says what happened, and
+    `keras_asr.training.train` raises it as a `FloatingPointError` after `fit` returns.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.message = None
+
+    def on_train_begin(self, logs=None):
+        self.model._asr_broken = False
+        self.message = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(keras.ops.convert_to_numpy(loss))
+        if not math.isfinite(loss):
+            self.model._asr_broken = True
+            self.model.stop_training = True
+            self.message = (
+                f"Training stopped: the loss became {loss} at batch {batch + 1} of the current epoch. "
+                "The weights of this epoch were not saved; the last checkpoint is intact. Lower the learning "
+                "rate or check the inputs for NaN/inf before resuming."
+            )
+            print("\n" + self.message)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the training state after every epoch, to resume after a restart.
+
+    Writes in `directory`: `latest.weights.h5` (model and optimizer variables), `best.weights.h5` (the
+    schedule's best weights), `state.json` (epoch, learning rate, schedule counters, history). Files are
+    written to a temporary name and renamed, so a crash mid-write leaves the previous checkpoint.
+
+    Args:
+        directory: output folder.
+        schedule: the `RefinementSchedule` whose state to save, or None.
+    """
+
+    def __init__(self, directory, schedule=None):
+        super().__init__()
+        self.directory = directory
+        self.schedule = schedule
+        self.history = []
+        os.makedirs(directory, exist_ok=True)
+
+    @property
+    def state_path(self):
+        return os.path.join(self.directory, "state.json")
+
+    def _path(self, name):
+        return os.path.join(self.directory, name)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _is_broken(self.model):
+            return
+        logs = {k: float(keras.ops.convert_to_numpy(v)) for k, v in (logs or {}).items()}
+        if not all(math.isfinite(v) for k, v in logs.items() if k == "loss"):
+            return
+        self.history.append({"epoch": epoch + 1, "time": time.time(), **logs})
+        _save_weights_atomic(self.model, self._path("latest.weights.h5"))
+        state = {
+            "epoch": epoch + 1,
+            "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+            "history": self.history,
+        }
+        if self.schedule is not None:
+            state["schedule"] = self.schedule.get_state()
+            if self.schedule.best_epoch == epoch:
+                _save_weights_atomic(self.model, self._path("best.weights.h5"))
+        tmp = self.state_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f, indent=1)
+        os.replace(tmp, self.state_path)
+
+    def restore(self, model):
+        """Loads the latest checkpoint into `model` (compiled); returns the number of finished epochs (0: none).
+
+        Restores the optimizer state, learning rate, history and the schedule's counters and best weights.
+        """
+        if not os.path.exists(self.state_path):
+            return 0
+        with open(self.state_path) as f:
+            state = json.load(f)
+        # The optimizer's variables must exist before its saved state can be loaded into them.
+        model.optimizer.build(model.trainable_variables)
+        if self.schedule is not None and "schedule" in state:
+            self.schedule.set_state(state["schedule"])
+            if os.path.exists(self._path("best.weights.h5")):
+                model.load_weights(self._path("best.weights.h5"))
+                self.schedule.best_weights = _copy_weights(model)
+        model.load_weights(self._path("latest.weights.h5"))
+        model.optimizer.learning_rate.assign(state["learning_rate"])
+        self.history = state["history"]
+        return state["epoch"]
+
+
+def _save_weights_atomic(model, path):
+    tmp = path[: -len(".weights.h5")] + ".tmp.weights.h5"
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training once `seconds` of wall-clock time have passed (checked after every epoch)."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self.start = None
+
+    def on_train_begin(self, logs=None):
+        self.start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.seconds is not None and time.time() - self.start > self.seconds:
+            print(f"\nEpoch {epoch + 1}: time limit of {self.seconds:.0f} s reached; stopping.")
+            self.model.stop_training = True
+
+
+def embed_pre_cca(model, pool, indices, batch_size=100, chunk=2000):
+    """Pre-CCA (sheet, audio) embeddings of pool pairs `indices`, without augmentation.
+
+    Returns:
+        Two float32 arrays (len(indices), 32).
+    """
+    sheet, audio = [], []
+    for start in range(0, len(indices), chunk):
+        pairs = pool.batch(indices[start:start + chunk], model.frames)
+        sheet.append(model.sheet_tower.predict(pairs["sheet"], batch_size=batch_size, verbose=0))
+        audio.append(model.audio_tower.predict(pairs["spectrogram"], batch_size=batch_size, verbose=0))
+    return np.concatenate(sheet), np.concatenate(audio)
+
+
+class CCARefinement(keras.callbacks.Callback):
+    """Refits the CCA layer's inference statistics on training pairs at the end of training.
+
+    Embeds the first `num_pairs` pairs of `pool` (its fixed piece -> performance -> onset order, no
+    augmentation) with the trained towers and calls `model.cca.refine`. Runs after the schedule has restored
+    the best weights (put it after `RefinementSchedule` in the callback list); skipped for a broken model.
+
+    Args:
+        pool: a `keras_asr.data.PairPool` of the training split.
+        num_pairs: pairs to embed (25,000 in the paper; all of them if the pool is smaller).
+        batch_size: prediction batch size.
+        unrefined_path: if set, the model is saved here (`.keras`) before refining, for Table 2a.
+    """
+
+    def __init__(self, pool, num_pairs=25_000, batch_size=100, unrefined_path=None):
+        super().__init__()
+        self.pool = pool
+        self.num_pairs = num_pairs
+        self.batch_size = batch_size
+        self.unrefined_path = unrefined_path
+        self.correlations = None
+
+    def on_train_end(self, logs=None):
+        if _is_broken(self.model):
+            return
+        if self.unrefined_path:
+            self.model.save(self.unrefined_path)
+        self.correlations = refine_cca(self.model, self.pool, self.num_pairs, self.batch_size)
+        print(f"CCA refined on {min(self.num_pairs, len(self.pool))} training pairs; canonical correlations "
+              f"{self.correlations[:3].round(3)} ... {self.correlations[-1]:.3f}.")
+
+
+def refine_cca(model, pool, num_pairs=25_000, batch_size=100):
+    """Refits `model.cca` on the first `num_pairs` pairs of `pool`; returns the canonical correlations."""
+    indices = np.arange(min(num_pairs, len(pool)))
+    sheet, audio = embed_pre_cca(model, pool, indices, batch_size)
+    return model.cca.refine(sheet, audio)

@@ -1,0 +1,106 @@
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_asr import build_model
+from keras_asr import callbacks
+from keras_asr import compile_model
+from keras_asr import training
+from keras_asr.data import PairPool
+from keras_asr.testing import fixture_root
+from tfds_msmd.layout import read_piece
+
+CONTEXT = 16
+# Two batches of 100 real pairs per epoch: the smallest run the CCA (batch >> 32) allows.
+SHORT = dict(pairs_per_epoch=200, validation_pairs=100, refine_pairs=0, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    # The committed fixture: three real Bach chorales, engraved and synthesized, about 150 pairs.
+    return PairPool([r for p in sorted(glob.glob(fixture_root() + "/*/")) for r in read_piece(p)])
+
+
+def _train(pool, **kwargs):
+    return training.train(CONTEXT, train_pool=pool, valid_pool=pool, **{**SHORT, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def trained(pool, tmp_path_factory):
+    """One epoch (two steps) of a real run with checkpoints: (model, history, output folder)."""
+    folder = tmp_path_factory.mktemp("run")
+    model, history = _train(pool, output_dir=str(folder), epochs=1)
+    return model, history, folder
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_and_saves_nothing(pool, tmp_path):
+    model = build_model(context=CONTEXT)
+    # A NaN weight makes the first step non-finite, as a diverged run would: the loss is NaN (JAX) or the
+    # CCA's Cholesky fails (TensorFlow, torch); both must stop the run with a clear message.
+    kernel = model.audio_tower.trainable_weights[0]
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    with pytest.raises(FloatingPointError, match="Training stopped"):
+        _train(pool, model=model, output_dir=str(tmp_path), epochs=1, refine_pairs=150)
+    assert not os.path.exists(tmp_path / "checkpoint" / "state.json")
+    assert not os.path.exists(tmp_path / "checkpoint" / "latest.weights.h5")
+    assert not os.path.exists(tmp_path / "model.keras")
+
+
+@pytest.mark.slow
+def test_resume_restores_weights_optimizer_and_history(pool, trained):
+    first, history, tmp_path = trained
+    assert [h["epoch"] for h in history] == [1] and 0 < history[0]["val_mrr"] <= 1
+    # A fresh process would build a fresh model: the checkpoint restores it exactly.
+    fresh = compile_model(build_model(context=CONTEXT))
+    ckpt = callbacks.EpochCheckpoint(str(tmp_path / "checkpoint"), callbacks.RefinementSchedule())
+    assert ckpt.restore(fresh) == 1
+    for a, b in zip(first.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(fresh.optimizer.iterations) == 2
+    assert ckpt.schedule.best_epoch == 0 and ckpt.schedule.best_weights is not None
+    # Rerunning the same call with a higher epoch budget continues at epoch 2.
+    _, history = _train(pool, output_dir=str(tmp_path), epochs=2)
+    assert [h["epoch"] for h in history] == [1, 2]
+    with open(tmp_path / "checkpoint" / "state.json") as f:
+        assert json.load(f)["epoch"] == 2
+
+
+@pytest.mark.slow
+def test_refinement_refits_cca_statistics(pool, trained):
+    model = trained[0]
+    before = {v.path: np.array(v) for v in model.cca.non_trainable_weights}
+    corr = callbacks.refine_cca(model, pool, num_pairs=len(pool))
+    assert corr.shape == (32,) and np.all((corr >= 0) & (corr <= 1 + 1e-6))
+    after = {v.path: np.array(v) for v in model.cca.non_trainable_weights}
+    changed = [p for p in before if not np.allclose(before[p], after[p])]
+    assert any("mean" in p for p in changed) and any("projection" in p for p in changed)
+    # The refitted projection whitens the sheet view of the pairs it was fitted on.
+    sheet, _ = callbacks.embed_pre_cca(model, pool, np.arange(len(pool)))
+    z = (sheet - np.array(model.cca.mean_x)) @ np.array(model.cca.projection_x)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-3)
+
+
+@pytest.mark.single_backend
+def test_schedule_restores_best_and_halves_learning_rate():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.002), loss="mse")
+    schedule = callbacks.RefinementSchedule(patience=2, refinement_rounds=1, refinement_patience=1, verbose=0)
+    schedule.set_model(model)
+    best = [w + 1 for w in model.get_weights()]
+    model.set_weights(best)
+    schedule.on_epoch_end(0, {"val_mrr": 0.5})  # best so far
+    model.set_weights([w * 0 for w in best])  # training wanders off
+    schedule.on_epoch_end(1, {"val_mrr": 0.4})
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.002)
+    schedule.on_epoch_end(2, {"val_mrr": 0.4})  # patience 2 spent: round 1
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.001) and schedule.round == 1
+    for a, b in zip(model.get_weights(), best):
+        np.testing.assert_array_equal(a, b)
+    assert not model.stop_training
+    schedule.on_epoch_end(3, {"val_mrr": 0.3})  # patience 1 spent, no rounds left: stop
+    assert model.stop_training

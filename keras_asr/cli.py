@@ -1,0 +1,199 @@
+"""The `keras-asr` command line: index scores, identify recordings, locate sheet music in recordings.
+
+    keras-asr convert params_all_split_mutopia_full_aug.pkl bl1_sc_msmd.keras
+    keras-asr index --model bl1_sc_msmd.keras scores/*.pdf scores/*.musicxml --out library.index
+    keras-asr query --index library.index take1.flac --plot take1.png
+    keras-asr index-audio --model bl1_sc_msmd.keras recordings/*.flac --out recordings.index
+    keras-asr query-sheet --index recordings.index bwv269.musicxml --page 1 --system 2 --x 400
+
+Progress goes to stderr and results to stdout; errors are one line on stderr and exit status 1 (2 for usage).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+PROG = "keras-asr"
+
+
+def _add_model_arguments(parser, required):
+    default = "" if required else " (default: the model recorded in the index)"
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--model", metavar="M.keras", help="a keras-asr .keras model" + default)
+    group.add_argument("--saved-model", metavar="DIR", help="a SavedModel export (DIR/audio_encoder/, "
+                       "DIR/sheet_encoder/) written by keras_asr.export_encoders" + default)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog=PROG, description="Audio-sheet music retrieval with keras-asr.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("index", help="index a collection of scores (sheet snippets every --hop px)",
+                            description="Embed sheet snippets of page images (PNG/JPEG), PDFs and score files "
+                                        "(MusicXML, MEI, Humdrum, ABC; engraved with verovio). Each file is one "
+                                        "piece, named after the file.")
+    _add_model_arguments(p, required=True)
+    p.add_argument("scores", nargs="+", metavar="SCORE", help="page image, PDF or score file")
+    p.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
+    p.add_argument("--hop", type=_positive_int, default=50, help="px of unrolled score between snippets (50)")
+
+    p = commands.add_parser("query", help="identify the piece of a recording and locate its excerpts",
+                            description="Cut evenly spaced excerpts from a recording (wav, flac, ogg, mp3), "
+                                        "retrieve the --top nearest snippets of each and rank pieces by votes. "
+                                        "Pages and systems count from 1.")
+    p.add_argument("--index", required=True, help="index directory written by `keras-asr index`")
+    p.add_argument("audio", metavar="AUDIO", help="audio file of any length")
+    _add_model_arguments(p, required=False)
+    p.add_argument("--excerpts", type=_positive_int, default=100, help="evenly spaced excerpts (100)")
+    p.add_argument("--top", type=_positive_int, default=25, help="snippets retrieved per excerpt (25)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--plot", metavar="FILE", help="draw the best page with the matched regions (PNG, PDF, SVG)")
+
+    p = commands.add_parser("index-audio", help="index recordings for sheet-to-audio search",
+                            description="Embed audio excerpts every --hop frames (20 per second) of recordings; "
+                                        "each file is one recording, named after the file.")
+    _add_model_arguments(p, required=True)
+    p.add_argument("recordings", nargs="+", metavar="AUDIO", help="audio file (wav, flac, ogg, mp3)")
+    p.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
+    p.add_argument("--hop", type=_positive_int, default=10, help="frames between excerpts (10 = 0.5 s)")
+
+    p = commands.add_parser("query-sheet", help="find where a sheet snippet or page region sounds in recordings",
+                            description="Look up sheet snippets in an audio index: a region of a score, PDF or "
+                                        "page (--page, --system, --x; counted from 1, x in px of the 835-px page) "
+                                        "or an image without --page, read as a crop at any scale (rescaled by its "
+                                        "staff space). Times are excerpt centres in seconds.")
+    p.add_argument("--index", required=True, help="index directory written by `keras-asr index-audio`")
+    p.add_argument("sheet", metavar="SHEET", help="score file, PDF, page image or image crop")
+    _add_model_arguments(p, required=False)
+    p.add_argument("--page", type=_positive_int, help="page (from 1)")
+    p.add_argument("--system", type=_positive_int, help="system on the page (from 1)")
+    p.add_argument("--x", type=float, help="snippet centre in px of the page (default: snippets every --hop px)")
+    p.add_argument("--hop", type=_positive_int, default=50, help="px between snippets of a region (50)")
+    p.add_argument("--top", type=_positive_int, default=25, help="excerpts retrieved per snippet (25)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+
+    p = commands.add_parser("convert", help="convert the authors' original BL1-SC model to a .keras file",
+                            description="Convert params_all_split_mutopia_full_aug.pkl (CPJKU/audio_sheet_retrieval)"
+                                        " to a keras-asr .keras model.")
+    p.add_argument("params", help="the original parameter file (.pkl)")
+    p.add_argument("output", help="the .keras file to write")
+    return parser
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _log(line):
+    print(line, file=sys.stderr, flush=True)
+
+
+def _index(args):
+    from keras_asr import retrieval
+
+    encoders = retrieval.load_encoders(args.model, args.saved_model)
+    index, sources, skipped = retrieval.index_scores(encoders, args.scores, hop=args.hop, log=_log)
+    if not len(index):
+        raise retrieval.RetrievalError(f"Nothing could be indexed: all {len(args.scores)} file(s) were skipped.")
+    retrieval.save_index(index, args.out, encoders, sources, kind="sheet", hop=args.hop)
+    print(f"{args.out}: {len(index)} snippets of {len(sources)} piece(s), model {encoders.model_id}"
+          + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
+
+
+def _index_audio(args):
+    from keras_asr import retrieval
+
+    encoders = retrieval.load_encoders(args.model, args.saved_model)
+    index, sources, skipped = retrieval.index_recordings(encoders, args.recordings, hop=args.hop, log=_log)
+    if not len(index):
+        raise retrieval.RetrievalError(f"Nothing could be indexed: all {len(args.recordings)} file(s) were skipped.")
+    retrieval.save_index(index, args.out, encoders, sources, kind="audio", hop=args.hop)
+    print(f"{args.out}: {len(index)} excerpts of {len(sources)} recording(s), model {encoders.model_id}"
+          + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
+
+
+def _query(args):
+    from keras_asr import retrieval
+
+    index, collection, encoders = retrieval.load_index(args.index, args.model, args.saved_model, kind="sheet")
+    spec = retrieval.load_spectrogram(args.audio, encoders.frames)
+    result = retrieval.identify(index, encoders, spec, excerpts=args.excerpts, k=args.top)
+    if args.plot:
+        drawn = retrieval.plot_identification(result, spec, encoders, collection.get("sources", {}), args.plot)
+        _log(f"{args.plot}: {drawn['piece']}, page {drawn['page']}, excerpt {drawn['excerpt'] + 1}")
+    if args.json:
+        output = {"audio": os.path.abspath(args.audio), "index": os.path.abspath(args.index),
+                  "model_id": encoders.model_id, "pieces": result["pieces"], "excerpts": result["excerpts"]}
+        print(json.dumps(output, indent=2))
+        return
+    excerpts = result["excerpts"]
+    print(f"Pieces, by votes of {len(excerpts)} excerpts x {args.top} snippets:")
+    for rank, entry in enumerate(result["pieces"][:10], 1):
+        print(f"{rank:4d}. {entry['piece']:<40s} {entry['votes']:6d}")
+    if len(result["pieces"]) > 10:
+        print(f"      ... {len(result['pieces']) - 10} more (--json lists all)")
+    print("Best location of each excerpt (page, system from 1; x in px of the page):")
+    for excerpt in excerpts:
+        hit = excerpt["hits"][0]
+        print(f"  {excerpt['start']:7.2f}-{excerpt['end']:7.2f} s  {hit['piece']}  page {hit['page']} "
+              f"system {hit['system']} x {hit['x']:.0f}  score {hit['score']:.3f}")
+
+
+def _query_sheet(args):
+    from keras_asr import retrieval
+
+    index, _, encoders = retrieval.load_index(args.index, args.model, args.saved_model, kind="audio")
+    snippets, positions = retrieval.sheet_queries(args.sheet, args.page, args.system, args.x, hop=args.hop)
+    result = retrieval.locate(index, encoders, snippets, positions, k=args.top)
+    if args.json:
+        output = {"sheet": os.path.abspath(args.sheet), "index": os.path.abspath(args.index),
+                  "model_id": encoders.model_id, **result}
+        print(json.dumps(output, indent=2))
+        return
+    print(f"Recordings, by votes of {len(snippets)} snippets x {args.top} excerpts:")
+    for rank, entry in enumerate(result["recordings"][:10], 1):
+        print(f"{rank:4d}. {entry['recording']:<40s} {entry['votes']:6d}")
+    print("Best time of each snippet:")
+    for entry in result["snippets"]:
+        where = "crop" if entry["position"] is None else (
+            "page {page} system {system} x {x:.0f}".format(**entry["position"]))
+        hit = entry["hits"][0]
+        print(f"  {where}  ->  {hit['recording']} at {hit['time']:.2f} s  score {hit['score']:.3f}")
+
+
+def _convert(args):
+    from keras_asr import pretrained
+
+    if not os.path.isfile(args.params):
+        raise FileNotFoundError(f"No parameter file at {args.params}.")
+    pretrained.main([args.params, args.output])
+
+
+COMMANDS = {"index": _index, "query": _query, "index-audio": _index_audio, "query-sheet": _query_sheet,
+            "convert": _convert}
+
+
+def main(argv=None):
+    """Runs the command line; returns the exit status (0 ok, 1 error; usage errors exit with 2)."""
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except SystemExit as e:  # keras_asr.pretrained.main reports its errors this way
+        if isinstance(e.code, str):
+            _log(f"{PROG}: {e.code}")
+            return 1
+        raise
+    # RetrievalError, ModelMismatchError, EmptyIndexError, NoStaffSystemsError, unreadable files (PIL: OSError,
+    # pdfium: RuntimeError): bad input, which a message explains better than a traceback.
+    except (ValueError, OSError, RuntimeError) as e:
+        _log(f"{PROG}: error: {e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

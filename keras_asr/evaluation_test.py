@@ -1,0 +1,49 @@
+import glob
+
+import numpy as np
+import pytest
+
+from keras_asr import build_model
+from keras_asr import evaluation
+from keras_asr import plots
+from keras_asr.data import PairPool
+from keras_asr.testing import fixture_root
+from tfds_msmd.layout import read_piece
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return PairPool([r for p in sorted(glob.glob(fixture_root() + "/*/")) for r in read_piece(p)])
+
+
+@pytest.mark.single_backend
+def test_entropy_of_uniform_and_peaked_attention():
+    w = np.array([[0.25] * 4, [1.0, 0, 0, 0]])
+    np.testing.assert_allclose(evaluation.attention_entropy(w), [np.log(4), 0], atol=1e-9)
+
+
+@pytest.mark.single_backend
+def test_onsets_in_excerpt_counts_the_window(pool):
+    i = len(pool) // 2
+    context = 32
+    e, o = pool.pair_example[i], pool.pair_onset[i]
+    onsets = pool.pair_onset[pool.pair_example == e]
+    # By hand: onsets in frames [o - 16, o + 16).
+    expected = int(np.sum((onsets >= o - 16) & (onsets < o + 16)))
+    assert evaluation.onsets_in_excerpt(pool, [i], context)[0] == expected >= 1
+
+
+def test_attention_statistics_and_figures(pool, tmp_path):
+    model = build_model(context=32, attention=True)
+    idx = pool.eval_indices(40)
+    entropy, onsets, weights = evaluation.attention_statistics(model, pool, idx)
+    assert weights.shape == (40, 32) and np.allclose(weights.sum(1), 1, atol=1e-5)
+    assert np.all(entropy <= np.log(32) + 1e-6) and np.all(onsets >= 1)
+    results = evaluation.evaluate_model(model, pool, n=40)
+    assert set(results) == {"audio2sheet", "sheet2audio"} and results["audio2sheet"]["n"] == 40
+    pairs = pool.batch(idx[:2], 32)
+    plots.plot_attention(pairs["spectrogram"], weights[:2], pairs["sheet"], ["a", "b"]).savefig(tmp_path / "a.png")
+    plots.plot_entropy_vs_onsets(entropy, onsets, 32).savefig(tmp_path / "b.png")
+    plots.plot_validation_curves({"x": [{"epoch": 1, "val_mrr": 0.1}, {"epoch": 2, "val_mrr": 0.2}]}).savefig(
+        tmp_path / "c.png")
+    assert all((tmp_path / f).stat().st_size > 1000 for f in ("a.png", "b.png", "c.png"))

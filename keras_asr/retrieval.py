@@ -1,0 +1,525 @@
+"""The retrieval application: index a score collection or a set of recordings, identify a recording, locate a
+snippet of sheet music in recordings.
+
+Built on `sheet` (pages -> snippets), `audio` (recording -> spectrogram) and `index` (search and the piece
+vote of SPEC: evenly spaced excerpts of a recording each retrieve their 25 nearest snippets, pieces are ranked
+by votes). An index directory holds a `SnippetIndex` plus `collection.json`: the model files that made it and
+the score file of every piece, so that a query needs only the index and `--plot` can redraw the pages.
+
+Results count pages and systems from 1, as printed scores do; the index itself stores them from 0, as
+`sheet.UnrolledScore` does.
+
+Example:
+
+```python
+encoders = load_encoders(model="bl1_sc_msmd.keras")
+index, sources, skipped = index_scores(encoders, ["bwv269.musicxml", "op6_2.pdf", "page.png"])
+save_index(index, "library.index", encoders, sources)
+index, collection, encoders = load_index("library.index")
+result = identify(index, encoders, load_spectrogram("take1.flac", encoders.frames))
+result["pieces"][0]  # {"piece": "bwv269", "votes": 1873}
+```
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+
+import numpy as np
+
+from keras_asr import audio as audio_lib
+from keras_asr import index as index_lib
+from keras_asr import sheet
+
+COLLECTION_FILE = "collection.json"
+SHEET_COLUMNS = ("page", "page_x", "piece", "strip_x", "system")
+AUDIO_COLUMNS = ("recording", "time")
+# A recording whose peak stays below -60 dBFS carries no music the model could match.
+SILENCE_PEAK = 1e-3
+# Staff space of verovio's engraving at 835 px (7.1-7.25 px on a chorale and a mazurka of music21's corpus).
+REFERENCE_STAFF_SPACE = 7.2
+DEFAULT_AUDIO_HOP = 10  # frames between excerpts of an audio index: 0.5 s
+BATCH_SIZE = 64
+
+
+class RetrievalError(ValueError):
+    """A problem with the user's input (file, index, model) that a message can explain."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encoders
+
+
+class Encoders:
+    """The sheet and audio embedding functions of one model, from a `.keras` file or a SavedModel export.
+
+    Attributes:
+        frames: audio excerpt length in frames (20 per second).
+        model_id: identity of the weights (`index.model_id_of`); the same for a model and its SavedModel export.
+        source: `{"model": path}` or `{"saved_model": directory}`, as recorded in an index.
+    """
+
+    def __init__(self, embed_sheet, embed_audio, frames, weights, source, attention=None):
+        self._embed_sheet = embed_sheet
+        self._embed_audio = embed_audio
+        self._attention = attention
+        self.frames = int(frames)
+        # Sorted by content, so that the id does not depend on the order a format lists its variables in.
+        arrays = sorted((np.asarray(w) for w in weights), key=lambda a: hashlib.sha256(a.tobytes()).digest())
+        self.model_id = index_lib.model_id_of(arrays, name=f"keras-asr-c{self.frames}")
+        self.source = source
+
+    @property
+    def has_attention(self):
+        return self._attention is not None
+
+    def sheet(self, snippets):
+        """(n, 80, 100) snippets -> (n, 32) unit embeddings."""
+        return _batched(self._embed_sheet, snippets)
+
+    def audio(self, excerpts):
+        """(n, 92, frames) spectrogram excerpts -> (n, 32) unit embeddings."""
+        return _batched(self._embed_audio, excerpts)
+
+    def attention(self, excerpts):
+        """(n, frames) attention weights of the excerpts, or None for a model without attention."""
+        return None if self._attention is None else _batched(self._attention, excerpts)
+
+
+def _batched(fn, inputs):
+    inputs = np.asarray(inputs, np.float32)
+    outputs = [np.asarray(fn(inputs[i:i + BATCH_SIZE])) for i in range(0, len(inputs), BATCH_SIZE)]
+    return np.concatenate(outputs) if outputs else np.zeros((0, 32), np.float32)
+
+
+def load_encoders(model=None, saved_model=None):
+    """Loads the encoders of a `.keras` model or of a SavedModel export directory (exactly one of the two).
+
+    Raises:
+        RetrievalError: no model given, or the file cannot be loaded as a keras-asr model.
+    """
+    if (model is None) == (saved_model is None):
+        raise RetrievalError("Give exactly one model: a .keras file (--model) or a SavedModel export (--saved-model).")
+    if model is not None:
+        return _keras_encoders(model)
+    return _saved_model_encoders(saved_model)
+
+
+def _keras_encoders(path):
+    import keras
+
+    from keras_asr.saving import load_model
+
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise RetrievalError(f"No model file at {path}.")
+    try:
+        model = load_model(path)
+    except Exception as e:  # keras raises many types for a broken or foreign file
+        raise RetrievalError(f"Cannot load {path} as a keras-asr model: {e}") from e
+    sheet_encoder, audio_encoder = model.sheet_encoder, model.audio_encoder
+    attention = model.audio_tower.attention_model if model.attention else None
+    return Encoders(
+        sheet_encoder.predict_on_batch,
+        audio_encoder.predict_on_batch,
+        frames=model.frames,
+        weights=[keras.ops.convert_to_numpy(w) for encoder in (sheet_encoder, audio_encoder) for w in encoder.weights],
+        source={"model": path},
+        attention=None if attention is None else attention.predict_on_batch,
+    )
+
+
+def _saved_model_encoders(directory):
+    import tensorflow as tf
+
+    directory = os.path.abspath(directory)
+    loaded = {}
+    for name in ("sheet_encoder", "audio_encoder"):
+        path = os.path.join(directory, name)
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise RetrievalError(
+                f"No SavedModel at {path}: expected {directory} to hold audio_encoder/ and sheet_encoder/ "
+                "as written by keras_asr.export_encoders."
+            )
+        try:
+            loaded[name] = tf.saved_model.load(path)
+        except Exception as e:
+            raise RetrievalError(f"Cannot load the SavedModel at {path}: {e}") from e
+    sheet_model, audio_model = loaded["sheet_encoder"], loaded["audio_encoder"]
+    frames = audio_model.serve.concrete_functions[0].structured_input_signature[0][0].shape[2]
+    # The closures keep the loaded objects alive: their functions use the objects' variables.
+    return Encoders(
+        lambda x: sheet_model.serve(tf.constant(x)).numpy(),
+        lambda x: audio_model.serve(tf.constant(x)).numpy(),
+        frames=frames,
+        weights=[v.numpy() for model in (sheet_model, audio_model) for v in model.variables],
+        source={"saved_model": directory},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Index directories
+
+
+def save_index(index, directory, encoders, sources=None, **settings):
+    """Writes `index` and its `collection.json` (model source, score or recording files, settings)."""
+    index.save(directory)
+    collection = {"model": encoders.source, "sources": sources or {}, **settings}
+    (pathlib.Path(directory) / COLLECTION_FILE).write_text(json.dumps(collection, indent=2) + "\n")
+
+
+def load_index(directory, model=None, saved_model=None, kind=None):
+    """Loads an index directory and the encoders to query it with.
+
+    Args:
+        directory: an index written by `save_index` (or `SnippetIndex.save`, then a model must be given).
+        model, saved_model: the model to query with; by default the one recorded in the index.
+        kind: "sheet" or "audio": the kind of index the caller needs.
+
+    Returns:
+        (index, collection dict, encoders).
+
+    Raises:
+        RetrievalError: not an index, an index of the other kind, or no model to query it with.
+        index.ModelMismatchError: the model is not the one that built the index.
+        index.EmptyIndexError: the index holds no embeddings.
+    """
+    directory = pathlib.Path(directory)
+    if not (directory / "header.json").is_file():
+        raise RetrievalError(f"{directory} is not a keras-asr index (no header.json).")
+    collection_path = directory / COLLECTION_FILE
+    collection = json.loads(collection_path.read_text()) if collection_path.is_file() else {"sources": {}}
+    if model is None and saved_model is None:
+        recorded = collection.get("model")
+        if not recorded:
+            raise RetrievalError(f"{directory} does not record its model: give --model or --saved-model.")
+        model, saved_model = recorded.get("model"), recorded.get("saved_model")
+    encoders = load_encoders(model, saved_model)
+    index = index_lib.SnippetIndex.load(directory, model_id=encoders.model_id)
+    if len(index) == 0:
+        raise index_lib.EmptyIndexError(f"The index at {directory} is empty: nothing was indexed into it.")
+    columns = set(index.metadata)
+    actual = "sheet" if columns >= set(SHEET_COLUMNS) else "audio" if columns >= set(AUDIO_COLUMNS) else None
+    if kind is not None and actual != kind:
+        needed, command = ("scores", "keras-asr index") if kind == "sheet" else ("recordings", "keras-asr index-audio")
+        raise RetrievalError(f"{directory} is not an index of {needed} (its columns: {sorted(columns)}); build one "
+                             f"with `{command}`.")
+    return index, collection, encoders
+
+
+def _unique_name(stem, taken):
+    name, k = stem, 2
+    while name in taken:
+        name, k = f"{stem}~{k}", k + 1
+    return name
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sheet side
+
+
+def index_scores(encoders, paths, hop=sheet.SNIPPET_HOP, log=None):
+    """Embeds snippets every `hop` px of the unrolled score of each file.
+
+    A file that cannot be read or holds no staff system is reported and skipped.
+
+    Args:
+        encoders: an `Encoders`.
+        paths: page images, PDFs or score files; each is one piece, named after its file.
+        hop: px of unrolled score between snippet centres (SPEC: 50).
+        log: optional callable taking one progress line.
+
+    Returns:
+        (index, sources, skipped): the `SnippetIndex`, `{piece: absolute path}`, and `{path: reason}`.
+    """
+    log = log or (lambda line: None)
+    index = index_lib.SnippetIndex(encoders.model_id)
+    sources, skipped = {}, {}
+    for k, path in enumerate(paths, 1):
+        prefix = f"[{k}/{len(paths)}] {path}"
+        try:
+            score = sheet.unroll(sheet.load_pages(path))
+        except (ValueError, OSError, RuntimeError) as e:  # no staff system; unreadable image, PDF or score
+            skipped[path] = str(e)
+            log(f"{prefix}: skipped: {e}")
+            continue
+        centres = sheet.snippet_centres(score.width, hop)
+        page, system, page_x = score.strip_to_page(centres)
+        piece = _unique_name(pathlib.Path(path).stem, sources)
+        index.add(
+            encoders.sheet(sheet.extract_snippets(score.strip, centres)),
+            piece=[piece] * len(centres), page=page, system=system, page_x=page_x, strip_x=centres,
+        )
+        sources[piece] = os.path.abspath(path)
+        log(f"{prefix}: piece {piece}, {len(set(page.tolist()))} page(s), {len(score.systems)} system(s), "
+            f"{len(centres)} snippets")
+    return index, sources, skipped
+
+
+def sheet_queries(path, page=None, system=None, x=None, hop=sheet.SNIPPET_HOP):
+    """Snippets to look up in recordings: a region of a score file, or an image crop of sheet music.
+
+    A score, PDF or page image is unrolled as in the index, and `page`/`system`/`x` (counted from 1; x in
+    pixels of the 835-px page) narrow it down: one snippet at `x`, or snippets every `hop` px of the system, the
+    page, or the whole score. An image without `page` is a crop of any size: it is rescaled so that its staff
+    space is that of an engraved 835-px page, and cut into snippets every `hop` px.
+
+    Returns:
+        (snippets (n, 80, 100), positions): one dict of page/system/x per snippet (None for a crop).
+
+    Raises:
+        sheet.NoStaffSystemsError: no staff system in the file or region.
+        RetrievalError: no such page or system.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise RetrievalError(f"No sheet file at {path}.")
+    if path.suffix.lower() in sheet.IMAGE_SUFFIXES and page is None:
+        score = sheet.unroll([_rescale_crop(sheet.load_image(path))])
+        centres = sheet.snippet_centres(score.width, hop)
+        return sheet.extract_snippets(score.strip, centres), [None] * len(centres)
+    score = sheet.unroll(sheet.load_pages(path))
+    keep = np.ones(len(score.systems), bool)
+    if page is not None:
+        keep &= score.system_pages == page - 1
+        if system is not None:
+            keep &= score.system_numbers == system - 1
+        if not keep.any():
+            where = f"page {page}" + (f", system {system}" if system is not None else "")
+            raise RetrievalError(f"{path} has no staff system at {where}.")
+    elif system is not None or x is not None:
+        raise RetrievalError("--system and --x need --page.")
+    if x is not None:
+        if system is None:
+            raise RetrievalError("--x needs --system.")
+        box = score.systems[int(np.flatnonzero(keep)[0])]
+        if not box.left <= x <= box.right:
+            raise RetrievalError(
+                f"x = {x:g} lies outside page {page}, system {system} (columns {box.left}-{box.right})."
+            )
+        centres = np.atleast_1d(score.page_to_strip(page - 1, system - 1, x))
+    else:
+        all_centres = sheet.snippet_centres(score.width, hop)
+        systems_of = np.searchsorted(score.system_starts, all_centres, side="right") - 1
+        centres = all_centres[keep[systems_of]]
+        if not len(centres):
+            raise RetrievalError(f"The selected region of {path} is narrower than --hop ({hop} px): give --x.")
+    pages, systems, xs = score.strip_to_page(centres)
+    positions = [{"page": int(p) + 1, "system": int(s) + 1, "x": float(v)} for p, s, v in zip(pages, systems, xs)]
+    return sheet.extract_snippets(score.strip, centres), positions
+
+
+def _rescale_crop(image):
+    """Scales a crop so that its staff space matches an engraved page's."""
+    systems = sheet.detect_systems(image)
+    space = np.mean([s.staff_space for s in systems])
+    rows = max(1, round(image.shape[0] * REFERENCE_STAFF_SPACE / space))
+    cols = max(1, round(image.shape[1] * REFERENCE_STAFF_SPACE / space))
+    import skimage.transform
+
+    return skimage.transform.resize(image, (rows, cols), order=1, anti_aliasing=space > REFERENCE_STAFF_SPACE,
+                                    preserve_range=True).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Audio side
+
+
+def load_spectrogram(path, frames):
+    """The spectrogram of a recording, checked to hold sound and at least one excerpt of `frames` frames.
+
+    Raises:
+        RetrievalError: missing or undecodable file, silence, or shorter than one excerpt.
+    """
+    try:
+        signal = audio_lib.load_audio(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise RetrievalError(str(e)) from e
+    peak = float(np.max(np.abs(signal))) if len(signal) else 0.0
+    if peak < SILENCE_PEAK:
+        level = "all samples are zero" if peak == 0 else f"peak {20 * np.log10(peak):.0f} dBFS"
+        raise RetrievalError(f"{path} is silent ({level}): nothing to match.")
+    spec = audio_lib.spectrogram(signal)
+    if spec.shape[1] < frames:
+        raise RetrievalError(
+            f"{path} lasts {len(signal) / audio_lib.SAMPLE_RATE:.2f} s, shorter than one excerpt of the model "
+            f"({frames} frames = {frames / audio_lib.FPS:.2f} s)."
+        )
+    return spec
+
+
+def excerpt_starts(num_frames, frames, count):
+    """First frames of up to `count` evenly spaced excerpts of `frames` frames (fewer if the audio is short)."""
+    return np.unique(np.round(np.linspace(0, num_frames - frames, count)).astype(int))
+
+
+def cut_excerpts(spec, starts, frames):
+    return np.stack([spec[:, s:s + frames] for s in starts])
+
+
+def index_recordings(encoders, paths, hop=DEFAULT_AUDIO_HOP, log=None):
+    """Embeds excerpts every `hop` frames of each recording; unreadable or too short ones are skipped.
+
+    Returns:
+        (index, sources, skipped) as `index_scores`, with columns `recording` and `time` (the excerpt's centre,
+        in seconds: an excerpt is centred on the score position it matches).
+    """
+    log = log or (lambda line: None)
+    index = index_lib.SnippetIndex(encoders.model_id)
+    sources, skipped = {}, {}
+    for k, path in enumerate(paths, 1):
+        prefix = f"[{k}/{len(paths)}] {path}"
+        try:
+            spec = load_spectrogram(path, encoders.frames)
+        except RetrievalError as e:
+            skipped[path] = str(e)
+            log(f"{prefix}: skipped: {e}")
+            continue
+        starts = np.arange(0, spec.shape[1] - encoders.frames + 1, hop)
+        recording = _unique_name(pathlib.Path(path).stem, sources)
+        index.add(
+            encoders.audio(cut_excerpts(spec, starts, encoders.frames)),
+            recording=[recording] * len(starts), time=(starts + encoders.frames // 2) / audio_lib.FPS,
+        )
+        sources[recording] = os.path.abspath(path)
+        log(f"{prefix}: recording {recording}, {spec.shape[1] / audio_lib.FPS:.1f} s, {len(starts)} excerpts")
+    return index, sources, skipped
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Queries
+
+
+def identify(index, encoders, spec, excerpts=100, k=25):
+    """Identifies the piece of a recording and where each excerpt lies in it (SPEC's piece identification).
+
+    Args:
+        index: a sheet `SnippetIndex` made with `encoders`' model.
+        encoders: an `Encoders`.
+        spec: the recording's (92, N) spectrogram, N >= `encoders.frames`.
+        excerpts: number of evenly spaced excerpts.
+        k: snippets retrieved per excerpt (votes each excerpt casts).
+
+    Returns:
+        A dict: "pieces", [{"piece", "votes"}] most votes first; "excerpts", one dict per excerpt with "start" and
+        "end" (seconds) and "hits", its k best snippets [{"piece", "page", "system", "x", "score"}] best first;
+        "starts", the first frame of each excerpt, and "frames", their length.
+    """
+    starts = excerpt_starts(spec.shape[1], encoders.frames, excerpts)
+    similarities, rows = index.search(encoders.audio(cut_excerpts(spec, starts, encoders.frames)), k)
+    meta = index.rows(rows)
+    ranking = index_lib.vote(meta["piece"], similarities)
+    results = []
+    for i, start in enumerate(starts):
+        hits = [
+            {"piece": str(meta["piece"][i, j]), "page": int(meta["page"][i, j]) + 1,
+             "system": int(meta["system"][i, j]) + 1, "x": round(float(meta["page_x"][i, j]), 1),
+             "score": round(float(similarities[i, j]), 4)}
+            for j in range(rows.shape[1])
+        ]
+        results.append({"start": start / audio_lib.FPS, "end": (start + encoders.frames) / audio_lib.FPS,
+                        "hits": hits})
+    return {"pieces": [{"piece": p, "votes": v} for p, v in ranking], "excerpts": results,
+            "frames": encoders.frames, "starts": starts.tolist()}
+
+
+def locate(index, encoders, snippets, positions, k=25):
+    """Finds sheet snippets in indexed recordings.
+
+    Returns:
+        A dict: "recordings", [{"recording", "votes"}] most votes first; "snippets", one dict per snippet with its
+        position (page/system/x, or None for a crop) and "hits" [{"recording", "time", "score"}] best first.
+    """
+    similarities, rows = index.search(encoders.sheet(snippets), k)
+    meta = index.rows(rows)
+    ranking = index_lib.vote(meta["recording"], similarities)
+    results = [
+        {"position": position,
+         "hits": [{"recording": str(meta["recording"][i, j]), "time": round(float(meta["time"][i, j]), 2),
+                   "score": round(float(similarities[i, j]), 4)} for j in range(rows.shape[1])]}
+        for i, position in enumerate(positions)
+    ]
+    return {"recordings": [{"recording": r, "votes": v} for r, v in ranking], "snippets": results}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Plot
+
+
+def plot_identification(result, spec, encoders, sources, path):
+    """Draws the best page of the top piece with each excerpt's matched region, and one excerpt's attention.
+
+    The page is the one of the top piece that holds most excerpts' best hits; each such hit is a box of the
+    snippet's extent (160 x 200 px), coloured by similarity. Below: the excerpt whose hit scored best, with its
+    attention weights where the model has attention, else its spectrogram alone.
+
+    Raises:
+        RetrievalError: the top piece's score file is gone.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    piece = result["pieces"][0]["piece"]
+    source = sources.get(piece)
+    if not source or not os.path.isfile(source):
+        raise RetrievalError(f"Cannot plot: the score file of {piece!r} ({source}) is not there any more.")
+    best = [(i, e["hits"][0]) for i, e in enumerate(result["excerpts"]) if e["hits"][0]["piece"] == piece]
+    if not best:  # the top piece won on votes but is no excerpt's first hit: use its hits anywhere in the top k
+        best = [(i, next(h for h in e["hits"] if h["piece"] == piece))
+                for i, e in enumerate(result["excerpts"]) if any(h["piece"] == piece for h in e["hits"])]
+    pages = [hit["page"] for _, hit in best]
+    page = max(set(pages), key=pages.count)
+    on_page = [(i, hit) for i, hit in best if hit["page"] == page]
+    image = sheet.load_pages(source)[page - 1]
+    systems = sheet.detect_systems(image)
+    excerpt, top_hit = max(on_page, key=lambda item: item[1]["score"])
+    frames = encoders.frames
+    start = result["starts"][excerpt]
+    spectrogram = spec[:, start:start + frames]
+    weights = encoders.attention(spectrogram[None])
+
+    # The page's inked rows only: a short piece leaves most of an A4 page white.
+    top = max(0, min(s.top for s in systems) - sheet.SNIPPET_SHAPE[0])
+    bottom = min(image.shape[0], max(s.bottom for s in systems) + sheet.SNIPPET_SHAPE[0])
+    rows = 3 if weights is not None else 2
+    page_height = 8 * (bottom - top) / image.shape[1]
+    fig = plt.figure(figsize=(8, page_height + 2.5 + 1.2 * (rows - 2)))
+    grid = fig.add_gridspec(rows, 1, height_ratios=[page_height, 2.5, 1.2][:rows])
+    ax = fig.add_subplot(grid[0])
+    ax.imshow(image[top:bottom], cmap="gray", vmin=0, vmax=1, extent=(0, image.shape[1], bottom, top))
+    cmap = plt.get_cmap("autumn_r")
+    scores = np.array([hit["score"] for _, hit in on_page])
+    norm = matplotlib.colors.Normalize(scores.min(), max(scores.max(), scores.min() + 1e-3))
+    for i, hit in on_page:
+        centre = systems[min(hit["system"] - 1, len(systems) - 1)].centre
+        height, width = sheet.SNIPPET_SHAPE
+        ax.add_patch(matplotlib.patches.Rectangle((hit["x"] - width / 2, centre - height / 2), width, height,
+                                                  fill=False, edgecolor=cmap(norm(hit["score"])),
+                                                  lw=2.5 if i == excerpt else 1.2))
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm, cmap), ax=ax, fraction=0.03, pad=0.01, label="similarity")
+    ax.set_title(f"{piece}, page {page}: best hits of {len(on_page)} of {len(result['excerpts'])} excerpts "
+                 f"(thick: the excerpt below)", fontsize=9)
+    ax.axis("off")
+    spec_ax = fig.add_subplot(grid[1])
+    spec_ax.imshow(spectrogram, origin="lower", aspect="auto", cmap="viridis")
+    times = result["excerpts"][excerpt]
+    spec_ax.set_title(f"excerpt {times['start']:.2f}-{times['end']:.2f} s -> page {page}, system {top_hit['system']}, "
+                      f"x {top_hit['x']:.0f} (score {top_hit['score']:.3f})", fontsize=9)
+    spec_ax.set_ylabel("bin")
+    if weights is not None:
+        spec_ax.set_xticks([])
+        w_ax = fig.add_subplot(grid[2])
+        w_ax.bar(np.arange(frames), weights[0], width=1.0, color="tab:red")
+        w_ax.axhline(1.0 / frames, color="gray", lw=0.8, ls="--")  # uniform attention
+        w_ax.set_xlim(-0.5, frames - 0.5)
+        w_ax.set_ylabel("attention")
+        w_ax.set_xlabel("frame (20 per second)")
+    else:
+        spec_ax.set_xlabel("frame (20 per second); the model has no attention")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return {"piece": piece, "page": page, "excerpt": excerpt}
