@@ -25,6 +25,7 @@ import sys
 import time
 
 from tfds_msmd import layout
+from tfds_msmd.corpus import alignment_check
 from tfds_msmd.corpus import sources
 
 TRAIN_SOUNDFONTS = ("FluidR3_GM", "TimGM6mb")
@@ -147,7 +148,7 @@ def build_corpus(out_dir, config_name="small", workers=None, keep_audio=True, jo
     else:
         for a in args:
             results.append(_report(build_piece(*a), len(results) + 1, len(jobs), start, log))
-    finalize(out_dir, config_name, jobs, results)
+    finalize(out_dir, config_name, jobs, results, log=log)
     if log:
         failed = [r for r in results if r.status == "failed"]
         print(f"corpus {config_name}: {len(results) - len(failed)} pieces in {out_dir} ({len(failed)} failed) "
@@ -155,11 +156,12 @@ def build_corpus(out_dir, config_name="small", workers=None, keep_audio=True, jo
     return results
 
 
-def finalize(out_dir, config_name, jobs, results):
+def finalize(out_dir, config_name, jobs, results, log=sys.stderr):
     """Writes `split.yaml` (the pieces built, by split) and `corpus.json` once every piece is done.
 
     `corpus.json` holds the config, the performances (`tempo-<ratio*1000>_<soundfont>`) of each split, the
-    test performance, and the pieces that failed with their errors.
+    test performance, the pieces that failed with their errors, and the summary of the alignment check over
+    every piece built (also printed to `log`).
     """
     done = {r.piece for r in results if r.status != "failed"}
     split = {name: [j.source.piece for j in jobs if j.split == name and j.source.piece in done]
@@ -173,7 +175,10 @@ def finalize(out_dir, config_name, jobs, results):
         "renders": {k: sorted(v) for k, v in renders.items()},
         "test_performance": layout.performance_name("", *TEST_PERFORMANCE)[1:],
         "failed": {r.piece: r.error for r in results if r.status == "failed"},
+        "alignment_check": dataclasses.asdict(alignment_check.check_alignment(out_dir, sorted(done), verbose=False)),
     }
+    if log:
+        print(alignment_check.Summary(**meta["alignment_check"]), file=log, flush=True)
     with open(os.path.join(out_dir, METADATA_FILE), "w") as f:
         json.dump(meta, f, indent=1, sort_keys=True)
 

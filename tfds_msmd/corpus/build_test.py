@@ -55,7 +55,12 @@ def test_rerun_skips_finished_pieces_and_broken_scores_are_reported(tiny_corpus,
     assert not os.path.exists(tmp_path / "out" / "test__broken__score")
     assert not os.listdir(tmp_path / "out" / ".partial")
     assert layout.read_split(tmp_path / "out")["train"] == []
-    assert "test__broken__score" in json.loads((tmp_path / "out" / "corpus.json").read_text())["failed"]
+    meta = json.loads((tmp_path / "out" / "corpus.json").read_text())
+    assert "test__broken__score" in meta["failed"]
+    # Every build ends with the alignment check over the pieces it holds, recorded in corpus.json.
+    check = meta["alignment_check"]
+    assert check["performances"] == 1 and check["checked"] > 10
+    assert check["passed"] > 0.9 > 0.5 > check["control"]
 
 
 def test_build_is_deterministic(tiny_corpus, tmp_path):
