@@ -12,6 +12,7 @@ model, history = keras_asr.training.train("SC", dataset="msmd/small", output_dir
 ```
 """
 
+import inspect
 import json
 import os
 
@@ -19,24 +20,13 @@ import numpy as np
 
 from keras_asr import callbacks as asr_callbacks
 from keras_asr.data import PairPool
+from keras_asr.models import CONTEXTS
 from keras_asr.models import build_model
 from keras_asr.models import compile_model
 
-PAPER_DEFAULTS = dict(
-    learning_rate=0.002,
-    batch_size=100,
-    pairs_per_epoch=10_000,
-    patience=60,
-    refinement_rounds=5,
-    refinement_patience=10,
-    validation_pairs=1_000,
-    refine_pairs=25_000,
-)
-
-
 def model_name(context, attention=False, head="dense"):
     """The paper's name of a configuration, e.g. "BL2-LC+AT"."""
-    ctx = {42: "SC", 84: "MC", 168: "LC"}.get(context, context)
+    ctx = {frames: name for name, frames in CONTEXTS.items()}.get(context, context)
     return f"{'BL2' if head == 'dense' else 'BL1'}-{ctx}{'+AT' if attention else ''}"
 
 
@@ -164,3 +154,13 @@ def _history(fit):
     keys = list(fit.history)
     n = len(fit.history[keys[0]]) if keys else 0
     return [{"epoch": fit.epoch[i] + 1, **{k: float(fit.history[k][i]) for k in keys}} for i in range(n)]
+
+
+# The schedule's numbers as `train()` defines them (one source of truth for the example scripts).
+PAPER_DEFAULTS = {
+    name: inspect.signature(train).parameters[name].default
+    for name in (
+        "learning_rate", "batch_size", "pairs_per_epoch", "patience", "refinement_rounds",
+        "refinement_patience", "validation_pairs", "refine_pairs",
+    )
+}
