@@ -18,7 +18,7 @@ fi
 
 # Python packages (editable install, with the JAX and PyTorch backends and pytest).
 stamp=".install-stamp"
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || ! python3 -c "import keras_asr" 2>/dev/null; then
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || ! (cd / && python3 -c "import keras_asr") 2>/dev/null; then
   python3 -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
