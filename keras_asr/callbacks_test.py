@@ -19,10 +19,14 @@ CONTEXT = 16
 SHORT = dict(pairs_per_epoch=200, validation_pairs=100, refine_pairs=0, verbose=0)
 
 
+def _records():
+    # The committed fixture: three real Bach chorales, engraved and synthesized, about 150 pairs.
+    return [r for p in sorted(glob.glob(fixture_root() + "/*/")) for r in read_piece(p)]
+
+
 @pytest.fixture(scope="module")
 def pool():
-    # The committed fixture: three real Bach chorales, engraved and synthesized, about 150 pairs.
-    return PairPool([r for p in sorted(glob.glob(fixture_root() + "/*/")) for r in read_piece(p)])
+    return PairPool(_records())
 
 
 def _train(pool, **kwargs):
@@ -104,3 +108,10 @@ def test_schedule_restores_best_and_halves_learning_rate():
     assert not model.stop_training
     schedule.on_epoch_end(3, {"val_mrr": 0.3})  # patience 1 spent, no rounds left: stop
     assert model.stop_training
+
+
+def test_too_few_pairs_for_refinement_fail_before_training(pool):
+    one = PairPool(_records()[:1])
+    assert len(one) <= 32
+    with pytest.raises(ValueError, match="refine_pairs=0"):
+        training.train(CONTEXT, train_pool=one, valid_pool=pool, **{**SHORT, "refine_pairs": 25_000})

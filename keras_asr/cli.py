@@ -1,5 +1,7 @@
 """The `keras-asr` command line: index scores, identify recordings, locate sheet music in recordings.
 
+    keras-asr train --context LC --attention --dataset msmd/full --output runs/bl2_lc_at
+    keras-asr evaluate --dataset msmd/full --run BL2-LC+AT=runs/bl2_lc_at --out runs/tables.md
     keras-asr convert params_all_split_mutopia_full_aug.pkl bl1_sc_msmd.keras
     keras-asr index --model bl1_sc_msmd.keras scores/*.pdf scores/*.musicxml --out library.index
     keras-asr query --index library.index take1.flac --plot take1.png
@@ -13,6 +15,9 @@ import argparse
 import json
 import os
 import sys
+
+from keras_asr import evaluation
+from keras_asr import training
 
 PROG = "keras-asr"
 
@@ -72,6 +77,17 @@ def build_parser():
     p.add_argument("--hop", type=_positive_int, default=50, help="px between snippets of a region (50)")
     p.add_argument("--top", type=_positive_int, default=25, help="excerpts retrieved per snippet (25)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+
+    p = commands.add_parser("train", help="train a model on an msmd TFDS config with the paper's schedule",
+                            description="Train any variant (BL1/BL2, SC/MC/LC, +AT) with the paper's schedule "
+                                        "(every number an option, paper values as defaults); rerun the same "
+                                        "command to resume after an interruption.")
+    training.add_arguments(p)
+
+    p = commands.add_parser("evaluate", help="Tables 2 and 3 of the paper for trained runs",
+                            description="R@1/5/10/25, MRR and MR in both directions on the fixed test set, "
+                                        "without and with CCA refinement, and MRR per tempo ratio.")
+    evaluation.add_arguments(p)
 
     p = commands.add_parser("convert", help="convert the authors' original BL1-SC model to a .keras file",
                             description="Convert params_all_split_mutopia_full_aug.pkl (CPJKU/audio_sheet_retrieval)"
@@ -173,8 +189,16 @@ def _convert(args):
     pretrained.main([args.params, args.output])
 
 
+def _train(args):
+    training.train_from_arguments(args)
+
+
+def _evaluate(args):
+    evaluation.evaluate_from_arguments(args)
+
+
 COMMANDS = {"index": _index, "query": _query, "index-audio": _index_audio, "query-sheet": _query_sheet,
-            "convert": _convert}
+            "train": _train, "evaluate": _evaluate, "convert": _convert}
 
 
 def main(argv=None):

@@ -9,6 +9,9 @@ tempo = keras_asr.evaluation.evaluate_tempo(model, keras_asr.evaluation.tempo_po
 ```
 """
 
+import json
+import os
+
 import numpy as np
 
 from keras_asr import metrics
@@ -82,3 +85,81 @@ def attention_statistics(model, pool, indices=None, batch_size=100):
     spec = pool.batch(indices, model.frames)["spectrogram"]
     weights = np.asarray(model.audio_tower.attention_model.predict(spec, batch_size=batch_size, verbose=0))
     return attention_entropy(weights), onsets_in_excerpt(pool, indices, model.frames), weights
+
+
+def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_tempo", pairs=EVAL_PAIRS,
+                  data_dir=None):
+    """Table 2 (both directions, unrefined and refined CCA) and Table 3 for training runs.
+
+    Args:
+        runs: {name: folder written by `training.train`} (`model.keras`, optionally `model_unrefined.keras`).
+        dataset: TFDS name with the test and tempo splits.
+        split: the Table 2 split.
+        tempo_split: the Table 3 split ("" or None: no Table 3).
+        pairs: size of the fixed test set.
+        data_dir: TFDS data directory.
+
+    Returns:
+        (text, results): the tables as Markdown, and the numbers as a JSON-ready dict.
+    """
+    from keras_asr.saving import load_model
+
+    pool = PairPool.from_tfds(split, name=dataset, data_dir=data_dir)
+    tempo = tempo_pools(dataset, tempo_split, data_dir) if tempo_split else {}
+    n = len(pool.eval_indices(pairs))
+    table2a, table2b, table3 = {}, {}, {}
+    for name, folder in runs.items():
+        unrefined = os.path.join(folder, "model_unrefined.keras")
+        if os.path.exists(unrefined):
+            table2a[name] = evaluate_model(load_model(unrefined), pool, pairs)
+        model = load_model(os.path.join(folder, "model.keras"))
+        table2b[name] = evaluate_model(model, pool, pairs)
+        if tempo:
+            table3[name] = evaluate_tempo(model, tempo, pairs)
+
+    text = [f"Test set: {dataset} split {split}, {n} pairs ({n} candidates).", ""]
+    for direction in metrics.DIRECTIONS:
+        arrow = direction.replace("2", " -> ")
+        if table2a:
+            text += [metrics.format_table2(table2a, direction, f"Table 2a ({arrow}, no CCA refinement)"), ""]
+        text += [metrics.format_table2(table2b, direction, f"Table 2b ({arrow}, refined CCA)"), ""]
+    if table3:
+        sizes = ", ".join(f"{r:g}: {len(p.eval_indices(pairs))}" for r, p in tempo.items())
+        text += [metrics.format_table3(table3), "", f"Pairs per tempo ratio: {sizes}.", ""]
+    results = {"dataset": dataset, "split": split, "pairs": n, "table2a": table2a, "table2b": table2b,
+               "table3": {k: {str(r): v for r, v in t.items()} for k, t in table3.items()}}
+    return "\n".join(text), results
+
+
+def add_arguments(parser):
+    """The arguments of `examples/evaluate.py` and `keras-asr evaluate`."""
+    parser.add_argument("--run", action="append", required=True, metavar="NAME=DIR",
+                        help="a training run folder, named for the tables (repeatable)")
+    parser.add_argument("--dataset", default="msmd/small", help="TFDS name (test and test_tempo splits)")
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS's)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--tempo-split", default="test_tempo", help="'' to skip Table 3")
+    parser.add_argument("--pairs", type=int, default=EVAL_PAIRS, help="size of the fixed test set")
+    parser.add_argument("--out", default=None, help="write the tables (Markdown) here, and the numbers as .json")
+    return parser
+
+
+def evaluate_from_arguments(args):
+    """Runs `evaluate_runs` on parsed `add_arguments` arguments; prints the tables and writes `--out`."""
+    runs = {}
+    for spec in args.run:
+        name, sep, folder = spec.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--run takes NAME=DIR, got {spec!r}.")
+        if not os.path.isfile(os.path.join(folder, "model.keras")):
+            raise FileNotFoundError(f"No model.keras in {folder} (a folder written by training).")
+        runs[name] = folder
+    text, results = evaluate_runs(runs, args.dataset, args.split, args.tempo_split, args.pairs, args.data_dir)
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(text)
+        with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+            json.dump(results, f, indent=1)
+    return results

@@ -35,6 +35,7 @@ def train(
     attention=False,
     head="dense",
     dataset="msmd/small",
+    data_dir=None,
     train_pool=None,
     valid_pool=None,
     output_dir=None,
@@ -60,6 +61,7 @@ def train(
         attention: add the soft-attention pathway.
         head: "dense" (BL2) or "gap" (BL1).
         dataset: TFDS name of the corpus ("msmd/small", "msmd/full", "msmd/msmd_v1_1").
+        data_dir: TFDS data directory (None: TFDS's default, `$TFDS_DATA_DIR` or ~/tensorflow_datasets).
         train_pool: a `PairPool` to train on instead of `dataset`'s train split.
         valid_pool: a `PairPool` to validate on instead of `dataset`'s valid split.
         output_dir: checkpoints, `history.json` and `model.keras` go here; None: no files.
@@ -85,9 +87,9 @@ def train(
         FloatingPointError: the loss became NaN or inf (the last good checkpoint is left untouched).
     """
     if train_pool is None:
-        train_pool = PairPool.from_tfds("train", name=dataset)
+        train_pool = PairPool.from_tfds("train", name=dataset, data_dir=data_dir)
     if valid_pool is None:
-        valid_pool = PairPool.from_tfds("valid", name=dataset)
+        valid_pool = PairPool.from_tfds("valid", name=dataset, data_dir=data_dir)
     if model is None:
         model = build_model(context=context, attention=attention, head=head)
     if getattr(model, "optimizer", None) is None:
@@ -113,6 +115,11 @@ def train(
         cbs.append(asr_callbacks.TimeLimit(time_limit))
     cbs += list(extra_callbacks)
     refinement = None
+    if refine_pairs and min(refine_pairs, len(train_pool)) <= model.cca.dim:
+        # Fail now rather than after hours of training.
+        raise ValueError(
+            f"The CCA refinement needs more than {model.cca.dim} training pairs; the training data has "
+            f"{len(train_pool)} and refine_pairs is {refine_pairs}. Use more data or refine_pairs=0.")
     if refine_pairs:
         unrefined = os.path.join(output_dir, "model_unrefined.keras") if output_dir else None
         refinement = asr_callbacks.CCARefinement(train_pool, refine_pairs, batch_size, unrefined)
@@ -164,3 +171,42 @@ PAPER_DEFAULTS = {
         "refinement_patience", "validation_pairs", "refine_pairs",
     )
 }
+
+
+def add_arguments(parser):
+    """The arguments of `examples/train.py` and `keras-asr train`: `train()`'s, paper values as defaults."""
+    d = PAPER_DEFAULTS
+    parser.add_argument("--context", default="SC", help="SC, MC, LC or frames (multiple of 16)")
+    parser.add_argument("--attention", action="store_true", help="add the soft-attention pathway (+AT)")
+    parser.add_argument("--head", default="dense", choices=["dense", "gap"], help="dense = BL2, gap = BL1")
+    parser.add_argument("--dataset", default="msmd/small", help="TFDS name: msmd/small, msmd/full, msmd/msmd_v1_1")
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS's)")
+    parser.add_argument("--output", required=True, help="output folder (checkpoints, history.json, model.keras)")
+    parser.add_argument("--epochs", type=int, default=10_000, help="upper bound on epochs")
+    parser.add_argument("--learning-rate", type=float, default=d["learning_rate"])
+    parser.add_argument("--batch-size", type=int, default=d["batch_size"])
+    parser.add_argument("--pairs-per-epoch", type=int, default=d["pairs_per_epoch"])
+    parser.add_argument("--patience", type=int, default=d["patience"])
+    parser.add_argument("--refinement-rounds", type=int, default=d["refinement_rounds"])
+    parser.add_argument("--refinement-patience", type=int, default=d["refinement_patience"])
+    parser.add_argument("--validation-pairs", type=int, default=d["validation_pairs"])
+    parser.add_argument("--refine-pairs", type=int, default=d["refine_pairs"])
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds; then restore best and refine")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def train_from_arguments(args):
+    """Runs `train()` on parsed `add_arguments` arguments and prints a one-line summary."""
+    context = int(args.context) if str(args.context).isdigit() else args.context
+    os.makedirs(args.output, exist_ok=True)
+    model, history = train(
+        context, attention=args.attention, head=args.head, dataset=args.dataset, data_dir=args.data_dir,
+        output_dir=args.output, epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
+        pairs_per_epoch=args.pairs_per_epoch, patience=args.patience, refinement_rounds=args.refinement_rounds,
+        refinement_patience=args.refinement_patience, validation_pairs=args.validation_pairs,
+        refine_pairs=args.refine_pairs, time_limit=args.time_limit, seed=args.seed)
+    best = max(history, key=lambda h: h.get("val_mrr", -1)) if history else {}
+    print(f"{model_name(model.frames, args.attention, args.head)}: {len(history)} epochs, best val MRR "
+          f"{best.get('val_mrr', float('nan')):.4f} at epoch {best.get('epoch')}; saved {args.output}/model.keras")
+    return model, history
