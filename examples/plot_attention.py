@@ -20,6 +20,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help=".keras file of a model with attention")
     p.add_argument("--dataset", default="msmd/small")
+    p.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS's)")
     p.add_argument("--excerpts", type=int, default=3, help="test excerpts in Figures 2/3")
     p.add_argument("--out", default="outputs/figures")
     a = p.parse_args(argv)
@@ -29,7 +30,7 @@ def main(argv=None):
         raise SystemExit(f"{a.model} has no attention pathway.")
 
     # Figures 2/3: the same noteheads (equal strip x) in every tempo render of the test piece(s).
-    tempo = evaluation.tempo_pools(a.dataset)
+    tempo = evaluation.tempo_pools(a.dataset, data_dir=a.data_dir)
     ref = tempo[min(tempo, key=lambda r: abs(r - 1.0))]
     picks = np.linspace(0, len(ref) - 1, a.excerpts + 2).astype(int)[1:-1]
     for j, i in enumerate(picks):
@@ -51,7 +52,7 @@ def main(argv=None):
         print("wrote", path)
 
     # Figure 4 over the fixed test set.
-    test = PairPool.from_tfds("test", name=a.dataset)
+    test = PairPool.from_tfds("test", name=a.dataset, data_dir=a.data_dir)
     entropy, onsets, _ = evaluation.attention_statistics(model, test)
     r = np.corrcoef(onsets, entropy)[0, 1]
     fig = plots.plot_entropy_vs_onsets(entropy, onsets, model.frames,

@@ -259,6 +259,27 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopFile(keras.callbacks.Callback):
+    """Stops training after the epoch in which a file appears (`touch OUTPUT/STOP`): a planned early end that,
+    unlike killing the process, still restores the best weights, refines the CCA and saves the model.
+
+    A file left over from an earlier run is removed when training begins.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_train_begin(self, logs=None):
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if os.path.exists(self.path):
+            print(f"\nEpoch {epoch + 1}: {self.path} found; stopping.")
+            self.model.stop_training = True
+
+
 def embed_pre_cca(model, pool, indices, batch_size=100, chunk=2000):
     """Pre-CCA (sheet, audio) embeddings of pool pairs `indices`, without augmentation.
 

@@ -115,3 +115,19 @@ def test_too_few_pairs_for_refinement_fail_before_training(pool):
     assert len(one) <= 32
     with pytest.raises(ValueError, match="refine_pairs=0"):
         training.train(CONTEXT, train_pool=one, valid_pool=pool, **{**SHORT, "refine_pairs": 25_000})
+
+
+def test_stop_file_ends_training_and_still_saves(pool, tmp_path):
+    stop = tmp_path / "STOP"
+    stop.write_text("")  # stale, from an earlier run: must not stop this one at once
+
+    class TouchAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                stop.write_text("")
+
+    _, history = _train(pool, output_dir=str(tmp_path), epochs=5, refine_pairs=150,
+                        extra_callbacks=[TouchAfterFirstEpoch()])
+    # Runs after StopFile in the epoch-1 callbacks, so StopFile sees the file at the end of epoch 2.
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert (tmp_path / "model.keras").is_file() and (tmp_path / "model_unrefined.keras").is_file()

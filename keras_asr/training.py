@@ -64,7 +64,8 @@ def train(
         data_dir: TFDS data directory (None: TFDS's default, `$TFDS_DATA_DIR` or ~/tensorflow_datasets).
         train_pool: a `PairPool` to train on instead of `dataset`'s train split.
         valid_pool: a `PairPool` to validate on instead of `dataset`'s valid split.
-        output_dir: checkpoints, `history.json` and `model.keras` go here; None: no files.
+        output_dir: checkpoints, `history.json` and `model.keras` go here; None: no files. Creating the file
+            `output_dir/STOP` ends training after the current epoch, like `time_limit`.
         epochs: upper bound on epochs (the schedule normally stops first).
         learning_rate: initial Adam learning rate.
         batch_size: pairs per batch (keep it well above the 32-d embedding: the CCA fits the batch).
@@ -113,6 +114,8 @@ def train(
         cbs.append(checkpoint)
     if time_limit is not None:
         cbs.append(asr_callbacks.TimeLimit(time_limit))
+    if output_dir is not None:
+        cbs.append(asr_callbacks.StopFile(os.path.join(output_dir, "STOP")))
     cbs += list(extra_callbacks)
     refinement = None
     if refine_pairs and min(refine_pairs, len(train_pool)) <= model.cca.dim:
