@@ -298,7 +298,7 @@ class CCARefinement(keras.callbacks.Callback):
     """Refits the CCA layer's inference statistics on training pairs at the end of training.
 
     Embeds the first `num_pairs` pairs of `pool` (its fixed piece -> performance -> onset order, no
-    augmentation) with the trained towers and calls `model.cca.refine`. Runs after the schedule has restored
+    augmentation; or pairs spread over it) with the trained towers and calls `model.cca.refine`. Runs after the schedule has restored
     the best weights (put it after `RefinementSchedule` in the callback list); skipped for a broken model.
 
     Args:
@@ -306,10 +306,12 @@ class CCARefinement(keras.callbacks.Callback):
         num_pairs: pairs to embed (25,000 in the paper; all of them if the pool is smaller).
         batch_size: prediction batch size.
         unrefined_path: if set, the model is saved here (`.keras`) before refining, for Table 2a.
+        spread: take the pairs evenly spaced over `pool` instead of the first ones (see `refinement_indices`).
     """
 
-    def __init__(self, pool, num_pairs=25_000, batch_size=100, unrefined_path=None):
+    def __init__(self, pool, num_pairs=25_000, batch_size=100, unrefined_path=None, spread=False):
         super().__init__()
+        self.spread = spread
         self.pool = pool
         self.num_pairs = num_pairs
         self.batch_size = batch_size
@@ -321,13 +323,21 @@ class CCARefinement(keras.callbacks.Callback):
             return
         if self.unrefined_path:
             self.model.save(self.unrefined_path)
-        self.correlations = refine_cca(self.model, self.pool, self.num_pairs, self.batch_size)
-        print(f"CCA refined on {min(self.num_pairs, len(self.pool))} training pairs; canonical correlations "
+        self.correlations = refine_cca(self.model, self.pool, self.num_pairs, self.batch_size, self.spread)
+        print(f"CCA refined on {min(self.num_pairs, len(self.pool))} training pairs "
+              f"({'spread over' if self.spread else 'the first of'} {len(self.pool)}); canonical correlations "
               f"{self.correlations[:3].round(3)} ... {self.correlations[-1]:.3f}.")
 
 
-def refine_cca(model, pool, num_pairs=25_000, batch_size=100):
-    """Refits `model.cca` on the first `num_pairs` pairs of `pool`; returns the canonical correlations."""
-    indices = np.arange(min(num_pairs, len(pool)))
+def refinement_indices(pool, num_pairs=25_000, spread=False):
+    """The pairs the CCA is refitted on: the first `num_pairs` of `pool` (the paper), or with `spread=True`
+    `num_pairs` evenly spaced over it (`pool.eval_indices`), which covers every piece of a large pool instead of
+    the first few in piece order."""
+    return pool.eval_indices(num_pairs) if spread else np.arange(min(num_pairs, len(pool)))
+
+
+def refine_cca(model, pool, num_pairs=25_000, batch_size=100, spread=False):
+    """Refits `model.cca` on `refinement_indices(pool, num_pairs, spread)`; returns the canonical correlations."""
+    indices = refinement_indices(pool, num_pairs, spread)
     sheet, audio = embed_pre_cca(model, pool, indices, batch_size)
     return model.cca.refine(sheet, audio)

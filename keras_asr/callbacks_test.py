@@ -126,8 +126,19 @@ def test_stop_file_ends_training_and_still_saves(pool, tmp_path):
             if epoch == 0:
                 stop.write_text("")
 
-    _, history = _train(pool, output_dir=str(tmp_path), epochs=5, refine_pairs=150,
+    _, history = _train(pool, output_dir=str(tmp_path), epochs=5, refine_pairs=150, refine_sample="spread",
                         extra_callbacks=[TouchAfterFirstEpoch()])
     # Runs after StopFile in the epoch-1 callbacks, so StopFile sees the file at the end of epoch 2.
     assert [h["epoch"] for h in history] == [1, 2]
     assert (tmp_path / "model.keras").is_file() and (tmp_path / "model_unrefined.keras").is_file()
+
+
+def test_spread_refinement_sample_covers_every_piece(pool):
+    def pieces(indices):
+        return {pool.example_piece[e] for e in pool.pair_example[indices]}
+
+    n = int(np.sum(pool.pair_example == 0))  # the first performance's pairs
+    first = callbacks.refinement_indices(pool, n)
+    spread = callbacks.refinement_indices(pool, n, spread=True)
+    assert len(first) == len(spread) == n < len(pool)
+    assert len(pieces(first)) == 1 and len(pieces(spread)) == 3

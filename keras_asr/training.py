@@ -48,6 +48,7 @@ def train(
     refinement_patience=10,
     validation_pairs=1_000,
     refine_pairs=25_000,
+    refine_sample="first",
     time_limit=None,
     seed=0,
     verbose=2,
@@ -75,6 +76,8 @@ def train(
         refinement_patience: patience within the rounds.
         validation_pairs: the first this many validation pairs give the MRR.
         refine_pairs: training pairs embedded to refit the CCA at the end (0: no refinement).
+        refine_sample: "first" (the paper: the first `refine_pairs` pairs in piece order) or "spread" (evenly
+            spaced over all training pairs; better on a large corpus, whose first pairs are a few pieces).
         time_limit: stop after this many seconds (checked per epoch), then restore the best weights and refine.
         seed: seed of the training stream.
         verbose: `fit` verbosity.
@@ -125,7 +128,10 @@ def train(
             f"{len(train_pool)} and refine_pairs is {refine_pairs}. Use more data or refine_pairs=0.")
     if refine_pairs:
         unrefined = os.path.join(output_dir, "model_unrefined.keras") if output_dir else None
-        refinement = asr_callbacks.CCARefinement(train_pool, refine_pairs, batch_size, unrefined)
+        if refine_sample not in ("first", "spread"):
+            raise ValueError(f"refine_sample must be 'first' or 'spread', got {refine_sample!r}.")
+        refinement = asr_callbacks.CCARefinement(train_pool, refine_pairs, batch_size, unrefined,
+                                                 spread=refine_sample == "spread")
         cbs.append(refinement)  # after the schedule: refine the restored best weights
 
     train_ds = train_pool.dataset(frames, batch_size=batch_size, training=True, seed=seed + initial_epoch)
@@ -194,6 +200,9 @@ def add_arguments(parser):
     parser.add_argument("--refinement-patience", type=int, default=d["refinement_patience"])
     parser.add_argument("--validation-pairs", type=int, default=d["validation_pairs"])
     parser.add_argument("--refine-pairs", type=int, default=d["refine_pairs"])
+    parser.add_argument("--refine-sample", choices=["first", "spread"], default="first",
+                        help="refit the CCA on the first --refine-pairs training pairs (paper) or on pairs spread "
+                             "over all of them")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds; then restore best and refine")
     parser.add_argument("--seed", type=int, default=0)
     return parser
@@ -208,7 +217,8 @@ def train_from_arguments(args):
         output_dir=args.output, epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
         pairs_per_epoch=args.pairs_per_epoch, patience=args.patience, refinement_rounds=args.refinement_rounds,
         refinement_patience=args.refinement_patience, validation_pairs=args.validation_pairs,
-        refine_pairs=args.refine_pairs, time_limit=args.time_limit, seed=args.seed)
+        refine_pairs=args.refine_pairs, refine_sample=args.refine_sample, time_limit=args.time_limit,
+        seed=args.seed)
     best = max(history, key=lambda h: h.get("val_mrr", -1)) if history else {}
     print(f"{model_name(model.frames, args.attention, args.head)}: {len(history)} epochs, best val MRR "
           f"{best.get('val_mrr', float('nan')):.4f} at epoch {best.get('epoch')}; saved {args.output}/model.keras")
