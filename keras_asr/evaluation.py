@@ -65,15 +65,19 @@ def attention_entropy(weights):
 
 
 def onsets_in_excerpt(pool, indices, context):
-    """Number of the pair's performance onsets inside each pair's excerpt window (the x-axis of Figure 4).
+    """Number of distinct onset frames of the pair's performance inside each pair's excerpt window (the x-axis
+    of Figure 4). A chord is one onset, however many noteheads (pairs) it has.
 
     The window of an excerpt around onset frame o is frames [o - C//2, o - C//2 + C).
     """
     indices = np.asarray(indices)
     counts = np.empty(len(indices), np.int64)
+    frames = {}
     for j, i in enumerate(indices):
         e = pool.pair_example[i]
-        onsets = pool.pair_onset[pool.pair_example == e]  # sorted by onset within an example
+        if e not in frames:
+            frames[e] = np.unique(pool.pair_onset[pool.pair_example == e])  # sorted, one per onset
+        onsets = frames[e]
         lo = pool.pair_onset[i] - context // 2
         counts[j] = np.searchsorted(onsets, lo + context) - np.searchsorted(onsets, lo)
     return counts

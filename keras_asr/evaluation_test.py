@@ -1,4 +1,5 @@
 import glob
+import types
 
 import numpy as np
 import pytest
@@ -27,10 +28,16 @@ def test_onsets_in_excerpt_counts_the_window(pool):
     i = len(pool) // 2
     context = 32
     e, o = pool.pair_example[i], pool.pair_onset[i]
-    onsets = pool.pair_onset[pool.pair_example == e]
-    # By hand: onsets in frames [o - 16, o + 16).
+    onsets = np.unique(pool.pair_onset[pool.pair_example == e])
+    # By hand: distinct onset frames in [o - 16, o + 16).
     expected = int(np.sum((onsets >= o - 16) & (onsets < o + 16)))
     assert evaluation.onsets_in_excerpt(pool, [i], context)[0] == expected >= 1
+
+
+def test_onsets_in_excerpt_counts_a_chord_once():
+    # Three noteheads of one chord at frame 10, single notes at 12 and 40: two onsets in [0, 32).
+    pool = types.SimpleNamespace(pair_example=np.zeros(5, int), pair_onset=np.array([10, 10, 10, 12, 40]))
+    assert evaluation.onsets_in_excerpt(pool, [0, 4], 32).tolist() == [2, 1]
 
 
 def test_attention_statistics_and_figures(pool, tmp_path):

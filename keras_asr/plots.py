@@ -63,16 +63,15 @@ def plot_entropy_vs_onsets(entropy, onsets, context=None, title=None):
     """
     entropy, onsets = np.asarray(entropy), np.asarray(onsets)
     counts = np.unique(onsets)
-    fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(counts) + 2), 3.5))
-    ax.boxplot([entropy[onsets == c] for c in counts], positions=counts, widths=0.6, showfliers=False)
+    fig, ax = plt.subplots(figsize=(min(12, max(5, 0.25 * len(counts) + 2)), 3.5))
+    ax.boxplot([entropy[onsets == c] for c in counts], positions=counts, widths=0.6, showfliers=False,
+               manage_ticks=False)
     means = [entropy[onsets == c].mean() for c in counts]
     ax.plot(counts, means, "o-", color="tab:red", ms=3, lw=1, label="mean")
     if context is not None:
         ax.axhline(np.log(context), color="gray", ls="--", lw=0.8, label=f"uniform (log {context})")
     ax.set_xlabel("onsets in the excerpt")
     ax.set_ylabel("attention entropy (nats)")
-    step = max(1, len(counts) // 15)
-    ax.set_xticks(counts[::step])
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
