@@ -111,24 +111,25 @@ def _log(line):
 def _index(args):
     from keras_asr import retrieval
 
-    encoders = retrieval.load_encoders(args.model, args.saved_model)
-    index, sources, skipped = retrieval.index_scores(encoders, args.scores, hop=args.hop, log=_log)
-    if not len(index):
-        raise retrieval.RetrievalError(f"Nothing could be indexed: all {len(args.scores)} file(s) were skipped.")
-    retrieval.save_index(index, args.out, encoders, sources, kind="sheet", hop=args.hop)
-    print(f"{args.out}: {len(index)} snippets of {len(sources)} piece(s), model {encoders.model_id}"
-          + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
+    _write_index(args, args.scores, retrieval.index_scores, "sheet", "snippets", "piece(s)")
 
 
 def _index_audio(args):
     from keras_asr import retrieval
 
+    _write_index(args, args.recordings, retrieval.index_recordings, "audio", "excerpts", "recording(s)")
+
+
+def _write_index(args, paths, index_files, kind, rows, sources_name):
+    """`index` and `index-audio`: embed `paths` with `index_files` (a `retrieval.index_*`), save, summarize."""
+    from keras_asr import retrieval
+
     encoders = retrieval.load_encoders(args.model, args.saved_model)
-    index, sources, skipped = retrieval.index_recordings(encoders, args.recordings, hop=args.hop, log=_log)
+    index, sources, skipped = index_files(encoders, paths, hop=args.hop, log=_log)
     if not len(index):
-        raise retrieval.RetrievalError(f"Nothing could be indexed: all {len(args.recordings)} file(s) were skipped.")
-    retrieval.save_index(index, args.out, encoders, sources, kind="audio", hop=args.hop)
-    print(f"{args.out}: {len(index)} excerpts of {len(sources)} recording(s), model {encoders.model_id}"
+        raise retrieval.RetrievalError(f"Nothing could be indexed: all {len(paths)} file(s) were skipped.")
+    retrieval.save_index(index, args.out, encoders, sources, kind=kind, hop=args.hop)
+    print(f"{args.out}: {len(index)} {rows} of {len(sources)} {sources_name}, model {encoders.model_id}"
           + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
 
 

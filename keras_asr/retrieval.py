@@ -233,27 +233,48 @@ def index_scores(encoders, paths, hop=sheet.SNIPPET_HOP, log=None):
     Returns:
         (index, sources, skipped): the `SnippetIndex`, `{piece: absolute path}`, and `{path: reason}`.
     """
+
+    def load(path):
+        return sheet.unroll(sheet.load_pages(path))
+
+    def add(index, piece, score):
+        centres = sheet.snippet_centres(score.width, hop)
+        page, system, page_x = score.strip_to_page(centres)
+        index.add(
+            encoders.sheet(sheet.extract_snippets(score.strip, centres)),
+            piece=[piece] * len(centres), page=page, system=system, page_x=page_x, strip_x=centres,
+        )
+        return (f"piece {piece}, {len(set(page.tolist()))} page(s), {len(score.systems)} system(s), "
+                f"{len(centres)} snippets")
+
+    # No staff system; unreadable image, PDF or score.
+    return _index_files(encoders, paths, load, (ValueError, OSError, RuntimeError), add, log)
+
+
+def _index_files(encoders, paths, load, errors, add, log=None):
+    """The loop of `index_scores` and `index_recordings`: each file is loaded, named after its stem (made
+    unique) and added to one index; a file whose `load` raises one of `errors` is reported and skipped.
+
+    Args:
+        load: path -> the file's content.
+        errors: exception types that mean "skip this file".
+        add: (index, name, content) -> the file's progress line, after adding its rows to the index.
+    """
     log = log or (lambda line: None)
     index = index_lib.SnippetIndex(encoders.model_id)
     sources, skipped = {}, {}
     for k, path in enumerate(paths, 1):
         prefix = f"[{k}/{len(paths)}] {path}"
         try:
-            score = sheet.unroll(sheet.load_pages(path))
-        except (ValueError, OSError, RuntimeError) as e:  # no staff system; unreadable image, PDF or score
+            content = load(path)
+        except errors as e:
             skipped[path] = str(e)
             log(f"{prefix}: skipped: {e}")
             continue
-        centres = sheet.snippet_centres(score.width, hop)
-        page, system, page_x = score.strip_to_page(centres)
-        piece = _unique_name(pathlib.Path(path).stem, sources)
-        index.add(
-            encoders.sheet(sheet.extract_snippets(score.strip, centres)),
-            piece=[piece] * len(centres), page=page, system=system, page_x=page_x, strip_x=centres,
-        )
-        sources[piece] = os.path.abspath(path)
-        log(f"{prefix}: piece {piece}, {len(set(page.tolist()))} page(s), {len(score.systems)} system(s), "
-            f"{len(centres)} snippets")
+        name = _unique_name(pathlib.Path(path).stem, sources)
+        line = add(index, name, content)
+        sources[name] = os.path.abspath(path)
+        log(f"{prefix}: {line}")
     return index, sources, skipped
 
 
@@ -365,26 +386,17 @@ def index_recordings(encoders, paths, hop=DEFAULT_AUDIO_HOP, log=None):
         (index, sources, skipped) as `index_scores`, with columns `recording` and `time` (the excerpt's centre,
         in seconds: an excerpt is centred on the score position it matches).
     """
-    log = log or (lambda line: None)
-    index = index_lib.SnippetIndex(encoders.model_id)
-    sources, skipped = {}, {}
-    for k, path in enumerate(paths, 1):
-        prefix = f"[{k}/{len(paths)}] {path}"
-        try:
-            spec = load_spectrogram(path, encoders.frames)
-        except RetrievalError as e:
-            skipped[path] = str(e)
-            log(f"{prefix}: skipped: {e}")
-            continue
+
+    def add(index, recording, spec):
         starts = np.arange(0, spec.shape[1] - encoders.frames + 1, hop)
-        recording = _unique_name(pathlib.Path(path).stem, sources)
         index.add(
             encoders.audio(cut_excerpts(spec, starts, encoders.frames)),
             recording=[recording] * len(starts), time=(starts + encoders.frames // 2) / audio_lib.FPS,
         )
-        sources[recording] = os.path.abspath(path)
-        log(f"{prefix}: recording {recording}, {spec.shape[1] / audio_lib.FPS:.1f} s, {len(starts)} excerpts")
-    return index, sources, skipped
+        return f"recording {recording}, {spec.shape[1] / audio_lib.FPS:.1f} s, {len(starts)} excerpts"
+
+    return _index_files(encoders, paths, lambda path: load_spectrogram(path, encoders.frames), RetrievalError,
+                        add, log)
 
 
 # ---------------------------------------------------------------------------------------------------------------
