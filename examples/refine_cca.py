@@ -12,6 +12,7 @@ pairs, in piece order). This script redoes the step on another sample, e.g. pair
 import argparse
 import os
 
+from keras_asr.callbacks import REFINE_SAMPLES
 from keras_asr.callbacks import refine_cca
 from keras_asr.callbacks import refinement_indices
 from keras_asr.data import PairPool
@@ -25,7 +26,7 @@ def main(argv=None):
     p.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS's)")
     p.add_argument("--split", default="train")
     p.add_argument("--pairs", type=int, default=25_000, help="pairs to fit the CCA on")
-    p.add_argument("--sample", choices=["first", "spread"], default="spread",
+    p.add_argument("--sample", choices=REFINE_SAMPLES, default="spread",
                    help="the first --pairs pairs (paper) or --pairs evenly spaced over the split")
     p.add_argument("--every", type=int, default=1, help="read every K-th performance of the split")
     p.add_argument("--out", required=True, help=".keras file to write")

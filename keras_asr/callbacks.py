@@ -329,6 +329,10 @@ class CCARefinement(keras.callbacks.Callback):
               f"{self.correlations[:3].round(3)} ... {self.correlations[-1]:.3f}.")
 
 
+# The samples `train(refine_sample=...)` offers: the paper's first pairs, or pairs spread over the pool.
+REFINE_SAMPLES = ("first", "spread")
+
+
 def refinement_indices(pool, num_pairs=25_000, spread=False):
     """The pairs the CCA is refitted on: the first `num_pairs` of `pool` (the paper), or with `spread=True`
     `num_pairs` evenly spaced over it (`pool.eval_indices`), which covers every piece of a large pool instead of

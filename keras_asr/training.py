@@ -90,6 +90,8 @@ def train(
     Raises:
         FloatingPointError: the loss became NaN or inf (the last good checkpoint is left untouched).
     """
+    if refine_sample not in asr_callbacks.REFINE_SAMPLES:  # before minutes of data loading
+        raise ValueError(f"refine_sample must be one of {asr_callbacks.REFINE_SAMPLES}, got {refine_sample!r}.")
     if train_pool is None:
         train_pool = PairPool.from_tfds("train", name=dataset, data_dir=data_dir)
     if valid_pool is None:
@@ -128,8 +130,6 @@ def train(
             f"{len(train_pool)} and refine_pairs is {refine_pairs}. Use more data or refine_pairs=0.")
     if refine_pairs:
         unrefined = os.path.join(output_dir, "model_unrefined.keras") if output_dir else None
-        if refine_sample not in ("first", "spread"):
-            raise ValueError(f"refine_sample must be 'first' or 'spread', got {refine_sample!r}.")
         refinement = asr_callbacks.CCARefinement(train_pool, refine_pairs, batch_size, unrefined,
                                                  spread=refine_sample == "spread")
         cbs.append(refinement)  # after the schedule: refine the restored best weights
@@ -200,7 +200,7 @@ def add_arguments(parser):
     parser.add_argument("--refinement-patience", type=int, default=d["refinement_patience"])
     parser.add_argument("--validation-pairs", type=int, default=d["validation_pairs"])
     parser.add_argument("--refine-pairs", type=int, default=d["refine_pairs"])
-    parser.add_argument("--refine-sample", choices=["first", "spread"], default="first",
+    parser.add_argument("--refine-sample", choices=asr_callbacks.REFINE_SAMPLES, default="first",
                         help="refit the CCA on the first --refine-pairs training pairs (paper) or on pairs spread "
                              "over all of them")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds; then restore best and refine")
