@@ -18,7 +18,14 @@ fi
 
 # Python packages (editable install, with the JAX and PyTorch backends and pytest).
 stamp=".install-stamp"
-if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || ! (cd / && python3 -c "import keras_asr") 2>/dev/null; then
+# The import runs outside the repo (the cwd would always import) and must find this checkout, not another clone.
+installed_here() {
+  local here
+  here="$(pwd -P)/"
+  (cd / && python3 -c "import sys, keras_asr; sys.exit(not keras_asr.__file__.startswith(sys.argv[1]))" \
+    "$here") 2>/dev/null
+}
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || ! installed_here; then
   python3 -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
