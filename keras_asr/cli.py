@@ -8,7 +8,9 @@
     keras-asr index-audio --model bl1_sc_msmd.keras recordings/*.flac --out recordings.index
     keras-asr query-sheet --index recordings.index bwv269.musicxml --page 1 --system 2 --x 400
 
-Progress goes to stderr and results to stdout; errors are one line on stderr and exit status 1 (2 for usage).
+Progress goes to stderr and results to stdout; errors are one line on stderr and exit status 1 (2 for usage,
+130 for Ctrl-C). Arguments are checked before any work starts, and an index is written atomically: an
+interrupted or failed write leaves the folder's previous index as it was.
 """
 
 import argparse
@@ -30,6 +32,13 @@ def _add_model_arguments(parser, required):
                        "DIR/sheet_encoder/) written by keras_asr.export_encoders" + default)
 
 
+def _add_out_arguments(parser):
+    parser.add_argument("--out", required=True, metavar="INDEX",
+                        help="index directory to write (a new or empty folder, or an index of the same kind)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a folder that holds something else (or an index of the other kind)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog=PROG, description="Audio-sheet music retrieval with keras-asr.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -40,7 +49,7 @@ def build_parser():
                                         "piece, named after the file.")
     _add_model_arguments(p, required=True)
     p.add_argument("scores", nargs="+", metavar="SCORE", help="page image, PDF or score file")
-    p.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
+    _add_out_arguments(p)
     p.add_argument("--hop", type=_positive_int, default=50, help="px of unrolled score between snippets (50)")
 
     p = commands.add_parser("query", help="identify the piece of a recording and locate its excerpts",
@@ -60,7 +69,7 @@ def build_parser():
                                         "each file is one recording, named after the file.")
     _add_model_arguments(p, required=True)
     p.add_argument("recordings", nargs="+", metavar="AUDIO", help="audio file (wav, flac, ogg, mp3)")
-    p.add_argument("--out", required=True, metavar="INDEX", help="index directory to write")
+    _add_out_arguments(p)
     p.add_argument("--hop", type=_positive_int, default=10, help="frames between excerpts (10 = 0.5 s)")
 
     p = commands.add_parser("query-sheet", help="find where a sheet snippet or page region sounds in recordings",
@@ -122,13 +131,16 @@ def _index_audio(args):
 
 def _write_index(args, paths, index_files, kind, rows, sources_name):
     """`index` and `index-audio`: embed `paths` with `index_files` (a `retrieval.index_*`), save, summarize."""
+    from keras_asr import index as index_lib
     from keras_asr import retrieval
 
+    # Before minutes of embedding: would the index be allowed into --out? (`save` checks again.)
+    index_lib.check_target(args.out, kind, args.overwrite)
     encoders = retrieval.load_encoders(args.model, args.saved_model)
     index, sources, skipped = index_files(encoders, paths, hop=args.hop, log=_log)
     if not len(index):
         raise retrieval.RetrievalError(f"Nothing could be indexed: all {len(paths)} file(s) were skipped.")
-    retrieval.save_index(index, args.out, encoders, sources, kind=kind, hop=args.hop)
+    retrieval.save_index(index, args.out, encoders, sources, overwrite=args.overwrite, kind=kind, hop=args.hop)
     print(f"{args.out}: {len(index)} {rows} of {len(sources)} {sources_name}, model {encoders.model_id}"
           + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
 
@@ -139,14 +151,19 @@ def _query(args):
     index, collection, encoders = retrieval.load_index(args.index, args.model, args.saved_model, kind="sheet")
     spec = retrieval.load_spectrogram(args.audio, encoders.frames)
     result = retrieval.identify(index, encoders, spec, excerpts=args.excerpts, k=args.top)
+    status = None
     if args.plot:
-        drawn = retrieval.plot_identification(result, spec, encoders, collection.get("sources", {}), args.plot)
-        _log(f"{args.plot}: {drawn['piece']}, page {drawn['page']}, excerpt {drawn['excerpt'] + 1}")
+        try:
+            drawn = retrieval.plot_identification(result, spec, encoders, collection.get("sources", {}), args.plot)
+            _log(f"{args.plot}: {drawn['piece']}, page {drawn['page']}, excerpt {drawn['excerpt'] + 1}")
+        except (OSError, ValueError, RuntimeError) as e:  # the ranking is still printed below
+            _log(f"{PROG}: error: cannot draw {args.plot}: {e}")
+            status = 1
     if args.json:
         output = {"audio": os.path.abspath(args.audio), "index": os.path.abspath(args.index),
                   "model_id": encoders.model_id, "pieces": result["pieces"], "excerpts": result["excerpts"]}
         print(json.dumps(output, indent=2))
-        return
+        return status
     excerpts = result["excerpts"]
     print(f"Pieces, by votes of {len(excerpts)} excerpts x {args.top} snippets:")
     for rank, entry in enumerate(result["pieces"][:10], 1):
@@ -158,6 +175,7 @@ def _query(args):
         hit = excerpt["hits"][0]
         print(f"  {excerpt['start']:7.2f}-{excerpt['end']:7.2f} s  {hit['piece']}  page {hit['page']} "
               f"system {hit['system']} x {hit['x']:.0f}  score {hit['score']:.3f}")
+    return status
 
 
 def _query_sheet(args):
@@ -203,10 +221,19 @@ COMMANDS = {"index": _index, "query": _query, "index-audio": _index_audio, "quer
 
 
 def main(argv=None):
-    """Runs the command line; returns the exit status (0 ok, 1 error; usage errors exit with 2)."""
+    """Runs the command line; returns the exit status (0 ok, 1 error, 130 Ctrl-C; usage errors exit with 2)."""
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        # Whatever was being written has been taken back (atomic writes); a traceback would add nothing.
+        _log(f"{PROG}: interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`keras-asr query --json ... | head`): not an error of ours. Point
+        # stdout at /dev/null so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SystemExit as e:  # keras_asr.pretrained.main reports its errors this way
         if isinstance(e.code, str):
             _log(f"{PROG}: {e.code}")
@@ -217,7 +244,7 @@ def main(argv=None):
     except (ValueError, OSError, RuntimeError) as e:
         _log(f"{PROG}: error: {e}")
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

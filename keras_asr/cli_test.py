@@ -49,7 +49,7 @@ def test_index_reports_progress_and_records_pieces(library, attention_model, cap
     assert "piece bwv269, 1 page(s), 1 system(s)" in lines[0] and "snippets" in lines[0]
     assert "skipped" in lines[3] and "staff system" in lines[3]
     assert "snippets of 3 piece(s), model keras-asr-c42@" in out and "1 file(s) skipped" in out
-    collection = json.loads((tmp_path / "library.index" / retrieval.COLLECTION_FILE).read_text())
+    collection = index_lib.read_collection(tmp_path / "library.index")
     assert collection["sources"] == {piece: os.path.abspath(path) for piece, path in library[0].items()}
     assert collection["hop"] == 100 and collection["kind"] == "sheet"
 

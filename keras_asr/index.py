@@ -28,11 +28,30 @@ import hashlib
 import json
 import os
 import pathlib
+import re
+import secrets
+import zipfile
 
 import numpy as np
 
 FORMAT = "keras-asr-snippet-index"
-FORMAT_VERSION = 1
+# Version 2 names each write's parts uniquely, lists them (with their sizes) in header.json and keeps the
+# collection (model and source files) there: replacing header.json is then the one step that commits a write.
+# Version 1 (fixed part names, collection.json beside) still loads.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+HEADER_FILE = "header.json"
+COLLECTION_FILE = "collection.json"  # the collection of a version-1 index
+_VERSION_1_FILES = {"embeddings": "embeddings.npy", "metadata": "metadata.npz"}
+# Parts of this module's writes: `<role>-<token>.<suffix>`, and the fixed names of version 1.
+_PART = re.compile(r"(embeddings|metadata|hnsw|ivf)-[0-9a-f]{16}\.(npy|npz|faiss)|header\.json\.[0-9a-f]{16}\.tmp")
+_VERSION_1_PARTS = {"embeddings.npy", "metadata.npz", "hnsw.faiss", "ivf.faiss", COLLECTION_FILE}
+
+# The metadata columns that make an index of each kind, with what the kind indexes and the command that builds it.
+KINDS = {
+    "sheet": (("page", "page_x", "piece", "strip_x", "system"), "scores", "keras-asr index"),
+    "audio": (("recording", "time"), "recordings", "keras-asr index-audio"),
+}
 
 # Every column an index can hold, with its dtype; an index holds the columns its first `add` gave.
 COLUMNS = {
@@ -64,6 +83,26 @@ class EmptyIndexError(ValueError):
 
 class ModelMismatchError(ValueError):
     """Raised when an index built with one model is loaded for another."""
+
+
+class NotAnIndexError(ValueError):
+    """Raised when a folder holds no index, or an index of the other kind."""
+
+
+class DamagedIndexError(ValueError):
+    """Raised when an index's files are missing, truncated or disagree with its header."""
+
+
+class RefusedOverwriteError(ValueError):
+    """Raised when saving would write into a folder that is not an index of the same kind."""
+
+
+def index_kind(columns):
+    """"sheet", "audio" or None: the kind of index that metadata `columns` make (see `KINDS`)."""
+    for kind, (needed, _, _) in KINDS.items():
+        if set(columns) >= set(needed):
+            return kind
+    return None
 
 
 def model_id_of(weights, name=""):
@@ -186,41 +225,84 @@ class SnippetIndex:
         """Metadata of the given rows, one dict of column arrays shaped like `rows`."""
         return {name: values[rows] for name, values in self.metadata.items()}
 
-    def save(self, directory):
-        """Writes the index to a directory.
+    @property
+    def kind(self):
+        """"sheet", "audio" or None (see `KINDS`)."""
+        return index_kind(self.metadata)
 
-        The directory gets header.json, embeddings.npy (memory-mappable), metadata.npz and, where one was built,
-        the approximate FAISS index (hnsw.faiss or ivf.faiss).
+    def save(self, directory, collection=None, overwrite=False):
+        """Writes the index to a directory, atomically: a kill or a full disk leaves the previous index whole.
+
+        Every part (embeddings-<token>.npy, memory-mappable; metadata-<token>.npz; where one was built, the
+        approximate FAISS index) is written under a new name and synced, then header.json, which lists the parts
+        with their sizes, replaces the old header in one rename; the old parts are deleted after that.
+
+        Args:
+            directory: the index folder (created).
+            collection: JSON-serialisable dict kept with the index (see `read_collection`).
+            overwrite: write into a folder that is not empty and holds no index, or an index of the other kind.
+
+        Raises:
+            RefusedOverwriteError: `directory` is a file, or holds something else and `overwrite` is False.
+            OSError: the write failed (e.g. a full disk); the folder's previous index, if any, is unchanged.
         """
         directory = pathlib.Path(directory)
+        previous = check_target(directory, self.kind, overwrite)
         directory.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_hex(8)
         embeddings = self.embeddings if self.embeddings is not None else np.zeros((0, 0), np.float32)
-        # Write beside and rename: the index may be memory-mapped from the very file it replaces.
-        with open(directory / "embeddings.npy.tmp", "wb") as file:
-            np.save(file, embeddings)
-        os.replace(directory / "embeddings.npy.tmp", directory / "embeddings.npy")
-        np.savez(directory / "metadata.npz", **self.metadata)
-        header = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "model_id": self.model_id,
-            "count": len(self),
-            "dim": self.dim,
-            "columns": sorted(self.metadata),
-            "faiss_index": None,
-        }
-        # An approximate index takes minutes to build at a million rows: keep the one built, if any.
-        if self._faiss is not None and self._faiss[0] in APPROXIMATE_METHODS:
-            import faiss
+        files, written = {}, []
 
-            faiss.write_index(self._faiss[1], str(directory / f"{self._faiss[0]}.faiss"))
-            header["faiss_index"] = self._faiss[0]
-        # The header goes last: a directory with a header is a complete index.
-        (directory / "header.json").write_text(json.dumps(header, indent=2) + "\n")
+        def part(role, suffix, write):
+            name = f"{role}-{token}.{suffix}"
+            written.append(directory / name)
+            write(directory / name)
+            _fsync(directory / name)
+            files[role] = name
+
+        try:
+            part("embeddings", "npy", lambda path: np.save(path, embeddings))
+            part("metadata", "npz", lambda path: _savez(path, self.metadata))
+            # An approximate index takes minutes to build at a million rows: keep the one built, if any.
+            if self._faiss is not None and self._faiss[0] in APPROXIMATE_METHODS:
+                import faiss
+
+                part(self._faiss[0], "faiss", lambda path: faiss.write_index(self._faiss[1], str(path)))
+            header = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "model_id": self.model_id,
+                "count": len(self),
+                "dim": self.dim,
+                "kind": self.kind,
+                "columns": sorted(self.metadata),
+                "faiss_index": self._faiss[0] if self._faiss is not None and self._faiss[0] in files else None,
+                "files": files,
+                "sizes": {name: (directory / name).stat().st_size for name in files.values()},
+                "collection": collection or {},
+            }
+            temporary = directory / f"{HEADER_FILE}.{token}.tmp"
+            written.append(temporary)
+            temporary.write_text(json.dumps(header, indent=2) + "\n")
+            _fsync(temporary)
+            os.replace(temporary, directory / HEADER_FILE)  # the commit
+        except BaseException as e:  # Ctrl-C included: take back the parts of this write, keep the old index
+            for path in written:
+                path.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                kept = "the index there is unchanged" if previous else "nothing was written"
+                raise OSError(f"Cannot write the index at {directory}: {e.strerror or e}; {kept}.") from e
+            raise
+        _fsync(directory)
+        # The old parts go last; a process that memory-mapped them keeps reading them (POSIX unlink semantics).
+        for path in directory.iterdir():
+            stale = _PART.fullmatch(path.name) or (previous is not None and path.name in _VERSION_1_PARTS)
+            if stale and path.name not in files.values():
+                path.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, directory, model_id, method="auto", mmap=True):
-        """Reads an index saved by `save`.
+        """Reads an index saved by `save`, checking that its parts are whole and agree with its header.
 
         Args:
             directory: the index directory.
@@ -231,30 +313,41 @@ class SnippetIndex:
 
         Raises:
             ModelMismatchError: the index was built with another model.
-            ValueError: not an index, or a format version this code does not read.
+            NotAnIndexError: no header.json.
+            DamagedIndexError: a part is missing, truncated, or disagrees with the header (row counts, columns).
+            ValueError: a format version this code does not read.
         """
         directory = pathlib.Path(directory)
-        header = json.loads((directory / "header.json").read_text())
-        if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{directory} holds format {header.get('format')!r} version {header.get('format_version')!r}; "
-                f"this keras-asr reads {FORMAT!r} version {FORMAT_VERSION}."
-            )
+        header = read_header(directory)
         if model_id is not None and header["model_id"] != str(model_id):
             raise ModelMismatchError(
                 f"The index at {directory} was built with model {header['model_id']!r}, not {model_id!r}: "
                 "embeddings of different models are not comparable. Rebuild the index with this model."
             )
         index = cls(header["model_id"], method=method)
-        if header["count"]:
-            index.embeddings = np.load(directory / "embeddings.npy", mmap_mode="r" if mmap else None)
-            with np.load(directory / "metadata.npz") as metadata:
-                index.metadata = {name: metadata[name] for name in header["columns"]}
+        files = header.get("files", _VERSION_1_FILES)
+        count = header["count"]
+        if count:
+            for role in ("embeddings", "metadata"):
+                _check_part(directory, header, files.get(role))
+            path = directory / files["embeddings"]
+            embeddings = _read_part(path, lambda: np.load(path, mmap_mode="r" if mmap else None))
+            if embeddings.shape != (count, header["dim"]):
+                raise DamagedIndexError(f"{path} holds embeddings of shape {embeddings.shape}, but {HEADER_FILE} "
+                                        f"says ({count}, {header['dim']}): the index is damaged; rebuild it.")
+            path = directory / files["metadata"]
+            index.embeddings, index.metadata = embeddings, _read_part(path, lambda: _load_columns(path, header))
         stored = header.get("faiss_index")
         if stored is not None and stored == index._search_method():
             import faiss
 
-            index._faiss = (stored, _tuned(faiss.read_index(str(directory / f"{stored}.faiss"))))
+            name = files.get(stored, f"{stored}.faiss")
+            _check_part(directory, header, name)
+            faiss_index = _read_part(directory / name, lambda: faiss.read_index(str(directory / name)))
+            if faiss_index.ntotal != count:
+                raise DamagedIndexError(f"{directory / name} holds {faiss_index.ntotal} rows, not {count}: the "
+                                        "index is damaged; rebuild it.")
+            index._faiss = (stored, _tuned(faiss_index))
         return index
 
     def prepare(self):
@@ -287,6 +380,152 @@ class SnippetIndex:
         if self.method != "auto":
             return self.method
         return "numpy" if len(self) < FAISS_THRESHOLD else "hnsw"
+
+
+def read_header(directory):
+    """The header of an index folder, checked for format and version.
+
+    Raises:
+        NotAnIndexError: no header.json in `directory`.
+        DamagedIndexError: header.json is not a readable header.
+        ValueError: another format, or a version this code does not read.
+    """
+    path = pathlib.Path(directory) / HEADER_FILE
+    if not path.is_file():
+        raise NotAnIndexError(f"{directory} is not a keras-asr index (no {HEADER_FILE}).")
+    try:
+        header = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DamagedIndexError(f"{path} is not valid JSON ({e}): the index is damaged; rebuild it.") from e
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise NotAnIndexError(f"{path} is not the header of a keras-asr index.")
+    if header.get("format_version") not in READABLE_VERSIONS:
+        raise ValueError(f"{directory} holds format {FORMAT!r} version {header.get('format_version')!r}; this "
+                         f"keras-asr reads versions {', '.join(map(str, READABLE_VERSIONS))}.")
+    missing = {"model_id", "count", "dim", "columns"} - set(header)
+    if missing:
+        raise DamagedIndexError(f"{path} lacks {sorted(missing)}: the index is damaged; rebuild it.")
+    return header
+
+
+def read_collection(directory):
+    """The collection dict saved with an index (`{}` where none was), e.g. `{"model": ..., "sources": ...}`."""
+    directory = pathlib.Path(directory)
+    header = read_header(directory)
+    if "collection" in header:
+        return header["collection"]
+    path = directory / COLLECTION_FILE  # version 1
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DamagedIndexError(f"{path} is not valid JSON ({e}): the index is damaged; rebuild it.") from e
+
+
+def load_index(directory, model_id, kind=None, method="auto", mmap=True):
+    """Loads a non-empty index folder of the given kind and its collection.
+
+    Args:
+        directory, model_id, method, mmap: see `SnippetIndex.load`.
+        kind: "sheet" or "audio", the kind the caller needs (None: any).
+
+    Returns:
+        (index, collection dict).
+
+    Raises:
+        EmptyIndexError: the index holds no embeddings.
+        NotAnIndexError: not an index, or one of the other kind.
+        And what `SnippetIndex.load` raises.
+    """
+    index = SnippetIndex.load(directory, model_id, method=method, mmap=mmap)
+    if len(index) == 0:
+        raise EmptyIndexError(f"The index at {directory} is empty: nothing was indexed into it.")
+    if kind is not None and index.kind != kind:
+        _, needed, command = KINDS[kind]
+        raise NotAnIndexError(f"{directory} is not an index of {needed} (its columns: {sorted(index.metadata)}); "
+                              f"build one with `{command}`.")
+    return index, read_collection(directory)
+
+
+def check_target(directory, kind, overwrite=False):
+    """Whether an index of `kind` may be saved into `directory`: the header of the index it would replace.
+
+    Returns:
+        That header, or None where `directory` is missing, empty, or overwritten although it holds no index.
+
+    Raises:
+        RefusedOverwriteError: `directory` is a file, or (unless `overwrite`) holds something other than an index
+            of this kind.
+    """
+    directory = pathlib.Path(directory)
+    if not directory.exists():
+        return None
+    if not directory.is_dir():
+        raise RefusedOverwriteError(f"{directory} is a file, not an index folder.")
+    if not any(directory.iterdir()):
+        return None
+    what = {"sheet": "scores", "audio": "recordings", None: "nothing"}
+    try:
+        header = read_header(directory)
+    except ValueError as e:
+        if overwrite:
+            return None
+        found = "holds no keras-asr index" if isinstance(e, NotAnIndexError) else f"holds a damaged index ({e})"
+        raise RefusedOverwriteError(f"{directory} is not empty and {found}: refusing to write an index into it "
+                                    "(choose a new folder, or overwrite: --overwrite).") from e
+    previous = header.get("kind", index_kind(header["columns"]))
+    if previous != kind and not overwrite:
+        raise RefusedOverwriteError(f"{directory} holds an index of {what[previous]}: refusing to replace it with "
+                                    f"an index of {what[kind]} (choose another folder, or overwrite: --overwrite).")
+    return header
+
+
+def _savez(path, columns):
+    with open(path, "wb") as file:  # a file object: np.savez would append ".npz" to a name
+        np.savez(file, **columns)
+
+
+def _fsync(path):
+    """Flushes a file (or a folder's entries) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_part(directory, header, name):
+    path = directory / str(name)
+    if name is None or not path.is_file():
+        raise DamagedIndexError(f"{path} is missing: the index is damaged; rebuild it.")
+    size = header.get("sizes", {}).get(name)
+    if size is not None and path.stat().st_size != size:
+        raise DamagedIndexError(f"{path} has {path.stat().st_size} bytes, {HEADER_FILE} says {size} (truncated or "
+                                "replaced): the index is damaged; rebuild it.")
+
+
+def _read_part(path, read):
+    try:
+        return read()
+    except (ValueError, OSError, EOFError, KeyError, RuntimeError, zipfile.BadZipFile) as e:
+        if isinstance(e, DamagedIndexError):
+            raise
+        raise DamagedIndexError(f"{path} cannot be read ({type(e).__name__}: {e}): the index is damaged; "
+                                "rebuild it.") from e
+
+
+def _load_columns(path, header):
+    with np.load(path) as metadata:
+        missing = set(header["columns"]) - set(metadata.files)
+        if missing:
+            raise DamagedIndexError(f"{path} lacks the columns {sorted(missing)}: the index is damaged; rebuild it.")
+        columns = {name: metadata[name] for name in header["columns"]}
+    for name, values in columns.items():
+        if values.shape != (header["count"],):
+            raise DamagedIndexError(f"{path}: column {name!r} has shape {values.shape}, {HEADER_FILE} says "
+                                    f"({header['count']},): the index is damaged; rebuild it.")
+    return columns
 
 
 def _tuned(index):

@@ -144,7 +144,7 @@ def test_save_keeps_a_built_approximate_index(library, tmp_path):
     queries = all_queries(library)[:50]
     expected = index.search(queries)
     index.save(tmp_path / "library.index")
-    assert (tmp_path / "library.index" / "hnsw.faiss").exists()
+    assert index_lib.read_header(tmp_path / "library.index")["faiss_index"] == "hnsw"
     loaded = index_lib.SnippetIndex.load(tmp_path / "library.index", model_id="pca32@test", method="hnsw")
     hnsw = loaded.prepare()
     assert hnsw.ntotal == len(index) and hnsw.hnsw.efSearch == index_lib.HNSW_EF_SEARCH

@@ -3,8 +3,9 @@ snippet of sheet music in recordings.
 
 Built on `sheet` (pages -> snippets), `audio` (recording -> spectrogram) and `index` (search and the piece
 vote of SPEC: evenly spaced excerpts of a recording each retrieve their 25 nearest snippets, pieces are ranked
-by votes). An index directory holds a `SnippetIndex` plus `collection.json`: the model files that made it and
-the score file of every piece, so that a query needs only the index and `--plot` can redraw the pages.
+by votes). An index directory holds a `SnippetIndex` and its collection (`index.read_collection`): the model
+files that made it and the score file of every piece, so that a query needs only the index and `--plot` can
+redraw the pages.
 
 Results count pages and systems from 1, as printed scores do; the index itself stores them from 0, as
 `sheet.UnrolledScore` does.
@@ -21,8 +22,8 @@ result["pieces"][0]  # {"piece": "bwv269", "votes": 1873}
 ```
 """
 
+import collections
 import hashlib
-import json
 import os
 import pathlib
 
@@ -30,17 +31,24 @@ import numpy as np
 
 from keras_asr import audio as audio_lib
 from keras_asr import index as index_lib
+from keras_asr import matching
 from keras_asr import sheet
 
-COLLECTION_FILE = "collection.json"
-SHEET_COLUMNS = ("page", "page_x", "piece", "strip_x", "system")
-AUDIO_COLUMNS = ("recording", "time")
+COLLECTION_FILE = index_lib.COLLECTION_FILE  # kept for callers; the folder's I/O is in index.py
+SHEET_COLUMNS = index_lib.KINDS["sheet"][0]
+AUDIO_COLUMNS = index_lib.KINDS["audio"][0]
 # A recording whose peak stays below -60 dBFS carries no music the model could match.
 SILENCE_PEAK = 1e-3
 # Staff space of verovio's engraving at 835 px (7.1-7.25 px on a chorale and a mazurka of music21's corpus).
 REFERENCE_STAFF_SPACE = 7.2
 DEFAULT_AUDIO_HOP = 10  # frames between excerpts of an audio index: 0.5 s
 BATCH_SIZE = 64
+# Up to this many snippets every piece is aligned with a query (~0.1 s); beyond, the CANDIDATES pieces that
+# most excerpts' nearest snippets name.
+DENSE_ROWS = 200_000
+CANDIDATES = 100
+# The best path must lead the second by this many standard deviations of the other pieces' scores.
+NO_MATCH_Z = 2.0
 
 
 class RetrievalError(ValueError):
@@ -162,11 +170,13 @@ def _saved_model_encoders(directory):
 # Index directories
 
 
-def save_index(index, directory, encoders, sources=None, **settings):
-    """Writes `index` and its `collection.json` (model source, score or recording files, settings)."""
-    index.save(directory)
+def save_index(index, directory, encoders, sources=None, overwrite=False, **settings):
+    """Writes `index` with its collection (model source, score or recording files, settings), atomically.
+
+    See `index.SnippetIndex.save` (the folder's I/O and its checks live in `keras_asr.index`).
+    """
     collection = {"model": encoders.source, "sources": sources or {}, **settings}
-    (pathlib.Path(directory) / COLLECTION_FILE).write_text(json.dumps(collection, indent=2) + "\n")
+    index.save(directory, collection=collection, overwrite=overwrite)
 
 
 def load_index(directory, model=None, saved_model=None, kind=None):
@@ -181,30 +191,20 @@ def load_index(directory, model=None, saved_model=None, kind=None):
         (index, collection dict, encoders).
 
     Raises:
-        RetrievalError: not an index, an index of the other kind, or no model to query it with.
+        index.NotAnIndexError: not an index, or an index of the other kind.
+        index.DamagedIndexError: the index's files are incomplete or disagree.
+        RetrievalError: no model to query it with.
         index.ModelMismatchError: the model is not the one that built the index.
         index.EmptyIndexError: the index holds no embeddings.
     """
-    directory = pathlib.Path(directory)
-    if not (directory / "header.json").is_file():
-        raise RetrievalError(f"{directory} is not a keras-asr index (no header.json).")
-    collection_path = directory / COLLECTION_FILE
-    collection = json.loads(collection_path.read_text()) if collection_path.is_file() else {"sources": {}}
+    collection = index_lib.read_collection(directory)
     if model is None and saved_model is None:
         recorded = collection.get("model")
         if not recorded:
             raise RetrievalError(f"{directory} does not record its model: give --model or --saved-model.")
         model, saved_model = recorded.get("model"), recorded.get("saved_model")
     encoders = load_encoders(model, saved_model)
-    index = index_lib.SnippetIndex.load(directory, model_id=encoders.model_id)
-    if len(index) == 0:
-        raise index_lib.EmptyIndexError(f"The index at {directory} is empty: nothing was indexed into it.")
-    columns = set(index.metadata)
-    actual = "sheet" if columns >= set(SHEET_COLUMNS) else "audio" if columns >= set(AUDIO_COLUMNS) else None
-    if kind is not None and actual != kind:
-        needed, command = ("scores", "keras-asr index") if kind == "sheet" else ("recordings", "keras-asr index-audio")
-        raise RetrievalError(f"{directory} is not an index of {needed} (its columns: {sorted(columns)}); build one "
-                             f"with `{command}`.")
+    index, collection = index_lib.load_index(directory, encoders.model_id, kind=kind)
     return index, collection, encoders
 
 
@@ -238,17 +238,22 @@ def index_scores(encoders, paths, hop=sheet.SNIPPET_HOP, log=None):
         return sheet.unroll(sheet.load_pages(path))
 
     def add(index, piece, score):
-        centres = sheet.snippet_centres(score.width, hop)
-        page, system, page_x = score.strip_to_page(centres)
-        index.add(
-            encoders.sheet(sheet.extract_snippets(score.strip, centres)),
-            piece=[piece] * len(centres), page=page, system=system, page_x=page_x, strip_x=centres,
-        )
-        return (f"piece {piece}, {len(set(page.tolist()))} page(s), {len(score.systems)} system(s), "
-                f"{len(centres)} snippets")
+        return add_score(index, encoders, piece, score, hop)
 
     # No staff system; unreadable image, PDF or score.
     return _index_files(encoders, paths, load, (ValueError, OSError, RuntimeError), add, log)
+
+
+def add_score(index, encoders, piece, score, hop=sheet.SNIPPET_HOP):
+    """Adds the snippets every `hop` px of an `UnrolledScore` to a sheet index; returns a progress line."""
+    centres = sheet.snippet_centres(score.width, hop)
+    page, system, page_x = score.strip_to_page(centres)
+    index.add(
+        encoders.sheet(sheet.extract_snippets(score.strip, centres)),
+        piece=[piece] * len(centres), page=page, system=system, page_x=page_x, strip_x=centres,
+    )
+    return (f"piece {piece}, {len(set(page.tolist()))} page(s), {len(score.systems)} system(s), "
+            f"{len(centres)} snippets")
 
 
 def _index_files(encoders, paths, load, errors, add, log=None):
@@ -403,25 +408,57 @@ def index_recordings(encoders, paths, hop=DEFAULT_AUDIO_HOP, log=None):
 # Queries
 
 
-def identify(index, encoders, spec, excerpts=100, k=25):
-    """Identifies the piece of a recording and where each excerpt lies in it (SPEC's piece identification).
+def identify(index, encoders, spec, excerpts=100, k=25, sequences=None):
+    """Identifies the piece of a recording and follows it through the score.
+
+    Evenly spaced excerpts of the recording are embedded; each piece is scored by its best monotone path
+    through its snippets (`matching`: one snippet per excerpt in time order, hub-normalised similarities, mean
+    over the excerpts), so that pieces of any length compete on equal terms. The best piece's path is the
+    timeline: where each excerpt sounds on the page. Each excerpt's `k` nearest snippets (SPEC's vote) are kept
+    as well, for inspection.
 
     Args:
         index: a sheet `SnippetIndex` made with `encoders`' model.
         encoders: an `Encoders`.
         spec: the recording's (92, N) spectrogram, N >= `encoders.frames`.
         excerpts: number of evenly spaced excerpts.
-        k: snippets retrieved per excerpt (votes each excerpt casts).
+        k: snippets retrieved per excerpt.
+        sequences: the index's `matching.PieceSequences`, to reuse across queries (made here if None).
 
     Returns:
-        A dict: "pieces", [{"piece", "votes"}] most votes first; "excerpts", one dict per excerpt with "start" and
-        "end" (seconds) and "hits", its k best snippets [{"piece", "page", "system", "x", "score"}] best first;
-        "starts", the first frame of each excerpt, and "frames", their length.
+        A dict: "pieces", [{"piece", "score", "votes"}] best path first; "match", {"piece" (None when no piece
+        is clearly ahead), "confidence" in [0, 1], "margin"}; "timeline", one {"time", "page", "system", "x"}
+        per excerpt (centre time in seconds; page and system from 1) along the best piece's path; "excerpts",
+        one dict per excerpt with "start", "end" and "hits", its k nearest snippets [{"piece", "page",
+        "system", "x", "score"}]; "starts", the first frame of each excerpt, and "frames", their length.
     """
     starts = excerpt_starts(spec.shape[1], encoders.frames, excerpts)
-    similarities, rows = index.search(encoders.audio(cut_excerpts(spec, starts, encoders.frames)), k)
+    queries = encoders.audio(cut_excerpts(spec, starts, encoders.frames))
+    return match_excerpts(index, queries, starts, encoders.frames, k, sequences)
+
+
+def match_excerpts(index, queries, starts, frames, k=25, sequences=None):
+    """`identify` from the excerpts' embeddings: (n, 32) `queries` of excerpts starting at frames `starts`."""
+    queries = index_lib.normalize(queries)
+    similarities, rows = index.search(queries, k)
     meta = index.rows(rows)
-    ranking = index_lib.vote(meta["piece"], similarities)
+    votes = dict(index_lib.vote(meta["piece"], similarities))
+    if sequences is None:
+        sequences = matching.PieceSequences(index.metadata["piece"], index.metadata["strip_x"])
+    names = _candidates(sequences, meta["piece"], len(index))
+    order, segments = sequences.select(names)
+    similarity = matching.normalise_hubs(queries @ np.asarray(index.embeddings[order], np.float32).T)
+    spacing = float(np.mean(np.diff(starts))) / audio_lib.FPS if len(starts) > 1 else 1.0
+    max_step = matching.max_step_for(spacing, _snippet_hop(index.metadata["strip_x"], order, segments))
+    scores, ends, steps = matching.path_scores(similarity, segments, max_step)
+    ranked = np.argsort(-scores, kind="stable")
+    pieces = [{"piece": str(names[r]), "score": round(float(scores[r]), 4), "votes": int(votes.get(names[r], 0))}
+              for r in ranked]
+    path_rows = order[matching.trace(steps, ends[ranked[0]])]
+    path = index.rows(path_rows)
+    centres = (starts + frames / 2) / audio_lib.FPS
+    timeline = [{"time": round(float(t), 2), "page": int(p) + 1, "system": int(y) + 1, "x": round(float(x), 1)}
+                for t, p, y, x in zip(centres, path["page"], path["system"], path["page_x"])]
     results = []
     for i, start in enumerate(starts):
         hits = [
@@ -430,10 +467,45 @@ def identify(index, encoders, spec, excerpts=100, k=25):
              "score": round(float(similarities[i, j]), 4)}
             for j in range(rows.shape[1])
         ]
-        results.append({"start": start / audio_lib.FPS, "end": (start + encoders.frames) / audio_lib.FPS,
-                        "hits": hits})
-    return {"pieces": [{"piece": p, "votes": v} for p, v in ranking], "excerpts": results,
-            "frames": encoders.frames, "starts": starts.tolist()}
+        results.append({"start": start / audio_lib.FPS, "end": (start + frames) / audio_lib.FPS, "hits": hits})
+    decision = _decide(scores[ranked])
+    match = {"piece": pieces[0]["piece"] if decision.pop("rank") == 0 else None, **decision}
+    return {"pieces": pieces, "match": match, "timeline": timeline, "excerpts": results, "frames": int(frames),
+            "starts": np.asarray(starts).tolist()}
+
+
+def _candidates(sequences, hit_pieces, rows):
+    """The pieces to align: all of them up to `DENSE_ROWS` index rows, else those most excerpts' hits name."""
+    if rows <= DENSE_ROWS:
+        return sequences.names
+    # Count each piece once per excerpt, so that a long piece's many near hits do not crowd out the rest.
+    named = collections.Counter(p for row in hit_pieces.tolist() for p in set(row))
+    return np.array(sorted(p for p, _ in named.most_common(CANDIDATES)))
+
+
+def _snippet_hop(strip_x, order, segments):
+    """The px between neighbouring snippets of the index (the `--hop` it was built with)."""
+    start, stop = max(segments, key=lambda s: s[1] - s[0])
+    gaps = np.diff(np.asarray(strip_x[order[start:stop]], np.float64))
+    return float(np.median(gaps)) if len(gaps) else float(sheet.SNIPPET_HOP)
+
+
+def _decide(ranked_scores):
+    """"match" of `identify`: the best piece, how far ahead it is, and whether that is clear enough.
+
+    The margin between the best and the second-best path is compared with the spread of all the other
+    pieces' scores: a recording of an indexed piece lifts one path far above the crowd, while noise or an
+    unknown piece leaves the best path one of many.
+    """
+    best = float(ranked_scores[0])
+    if len(ranked_scores) < 2:
+        return {"rank": 0, "confidence": 1.0, "margin": None}
+    others = np.asarray(ranked_scores[1:], np.float64)
+    margin = best - float(others[0])
+    spread = float(np.std(others)) if len(others) > 1 else abs(float(others[0]))
+    z = margin / max(spread, 1e-6)
+    confidence = float(1.0 - np.exp(-z / NO_MATCH_Z)) if z > 0 else 0.0
+    return {"rank": 0 if z >= NO_MATCH_Z else None, "confidence": round(confidence, 3), "margin": round(margin, 4)}
 
 
 def locate(index, encoders, snippets, positions, k=25):

@@ -6,7 +6,6 @@ The data and models are shared with `cli_test.py` through the session fixtures b
 """
 
 import functools
-import json
 import os
 
 import keras
@@ -140,11 +139,11 @@ def test_index_scores_records_where_every_snippet_comes_from(library, attention_
                                    encoders.sheet(sheet.extract_snippets(score.strip, centres)), atol=1e-5)
 
     retrieval.save_index(index, tmp_path / "library.index", encoders, sources, kind="sheet", hop=50)
-    collection = json.loads((tmp_path / "library.index" / retrieval.COLLECTION_FILE).read_text())
+    collection = index_lib.read_collection(tmp_path / "library.index")
     assert collection["model"] == {"model": os.path.abspath(attention_model[0])}
     loaded, _, loaded_encoders = retrieval.load_index(tmp_path / "library.index", kind="sheet")
     assert loaded.model_id == encoders.model_id == loaded_encoders.model_id and len(loaded) == len(index)
-    with pytest.raises(retrieval.RetrievalError, match="not an index of recordings"):
+    with pytest.raises(index_lib.NotAnIndexError, match="not an index of recordings"):
         retrieval.load_index(tmp_path / "library.index", kind="audio")
 
 
