@@ -252,8 +252,9 @@ def add_score(index, encoders, piece, score, hop=sheet.SNIPPET_HOP):
         encoders.sheet(sheet.extract_snippets(score.strip, centres)),
         piece=[piece] * len(centres), page=page, system=system, page_x=page_x, strip_x=centres,
     )
-    return (f"piece {piece}, {len(set(page.tolist()))} page(s), {len(score.systems)} system(s), "
-            f"{len(centres)} snippets")
+    per_page = "+".join(map(str, score.systems_per_page))  # a page that lost its systems shows as 0
+    return (f"piece {piece}, {len(set(page.tolist()))} page(s), {len(score.systems)} system(s) ({per_page} by "
+            f"page), {len(centres)} snippets")
 
 
 def _index_files(encoders, paths, load, errors, add, log=None):
