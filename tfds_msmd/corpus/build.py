@@ -17,6 +17,7 @@ Command line:
 """
 
 import argparse
+import concurrent.futures
 import dataclasses
 import json
 import multiprocessing
@@ -139,10 +140,8 @@ def build_corpus(out_dir, config_name="small", workers=None, keep_audio=True, jo
     results, start = [], time.time()
     args = [(job, out_dir, keep_audio) for job in jobs]
     if workers > 1 and len(jobs) > 1:
-        # "spawn": forking after TF/JAX imports in the parent can deadlock.
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for result in pool.imap_unordered(_build_piece_star, args):
-                results.append(_report(result, len(results) + 1, len(jobs), start, log))
+        for result in run_in_processes(build_piece, args, workers):
+            results.append(_report(result, len(results) + 1, len(jobs), start, log))
         order = {job.source.piece: i for i, job in enumerate(jobs)}
         results.sort(key=lambda r: order[r.piece])
     else:
@@ -183,8 +182,32 @@ def finalize(out_dir, config_name, jobs, results, log=sys.stderr):
         json.dump(meta, f, indent=1, sort_keys=True)
 
 
-def _build_piece_star(args):
-    return build_piece(*args)
+def run_in_processes(function, args, workers):
+    """Yields `function(*a)` for each tuple `a` of `args`, in the order they finish, from `workers` processes.
+
+    A worker that dies (a crash inside a native library, the OOM killer) or cannot start ends the call at once
+    with a RuntimeError that says so: a `multiprocessing.Pool` would start new workers and wait forever.
+
+    Raises:
+        RuntimeError: worker processes cannot start, or one died.
+    """
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main is not None and not os.path.isfile(main):
+        # Spawned workers re-run the main module from its file; there is none for `python - <<EOF`.
+        raise RuntimeError(f"Worker processes cannot start: they re-import the main script, and {main!r} is not a "
+                           "file (a script read from standard input?). Run the script from a file, or use one "
+                           "worker (workers=1, --workers 1).")
+    # "spawn": forking after TF/JAX imports in the parent can deadlock.
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(function, *a) for a in args]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
+    except concurrent.futures.process.BrokenProcessPool as e:
+        raise RuntimeError(f"A worker process died or could not start ({e}). What was finished is kept; rerun "
+                           "to resume, with workers=1 (--workers 1) to see the failing piece's error.") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _report(result, k, n, start, log):
