@@ -12,8 +12,11 @@ model, history = keras_asr.training.train("SC", dataset="msmd/small", output_dir
 ```
 """
 
+import argparse
 import inspect
 import json
+import logging
+import math
 import os
 
 import numpy as np
@@ -23,6 +26,8 @@ from keras_asr.data import PairPool
 from keras_asr.models import CONTEXTS
 from keras_asr.models import build_model
 from keras_asr.models import compile_model
+from keras_asr.models import resolve_context
+from keras_asr.models.encoders import EMBEDDING_DIM
 
 def model_name(context, attention=False, head="dense"):
     """The paper's name of a configuration, e.g. "BL2-LC+AT"."""
@@ -182,35 +187,92 @@ PAPER_DEFAULTS = {
 }
 
 
+def _checked(kind, minimum=None, above=None):
+    """An argparse type: `kind` ("int" or "float"), finite, >= `minimum` or > `above`; refused before any work."""
+
+    def parse(text):
+        try:
+            value = int(text) if kind == "int" else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {text}")
+        if above is not None and value <= above:
+            raise argparse.ArgumentTypeError(f"expected more than {above}, got {text}")
+        return value
+
+    return parse
+
+
 def add_arguments(parser):
-    """The arguments of `examples/train.py` and `keras-asr train`: `train()`'s, paper values as defaults."""
+    """The arguments of `examples/train.py` and `keras-asr train`: `train()`'s, paper values as defaults.
+
+    Numbers out of range (`--epochs 0`, a NaN or negative learning rate, a batch the CCA cannot fit) are usage
+    errors, reported before any data loads.
+    """
     d = PAPER_DEFAULTS
+    count, natural = _checked("int", minimum=1), _checked("int", minimum=0)
     parser.add_argument("--context", default="SC", help="SC, MC, LC or frames (multiple of 16)")
     parser.add_argument("--attention", action="store_true", help="add the soft-attention pathway (+AT)")
     parser.add_argument("--head", default="dense", choices=["dense", "gap"], help="dense = BL2, gap = BL1")
     parser.add_argument("--dataset", default="msmd/small", help="TFDS name: msmd/small, msmd/full, msmd/msmd_v1_1")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS's)")
     parser.add_argument("--output", required=True, help="output folder (checkpoints, history.json, model.keras)")
-    parser.add_argument("--epochs", type=int, default=10_000, help="upper bound on epochs")
-    parser.add_argument("--learning-rate", type=float, default=d["learning_rate"])
-    parser.add_argument("--batch-size", type=int, default=d["batch_size"])
-    parser.add_argument("--pairs-per-epoch", type=int, default=d["pairs_per_epoch"])
-    parser.add_argument("--patience", type=int, default=d["patience"])
-    parser.add_argument("--refinement-rounds", type=int, default=d["refinement_rounds"])
-    parser.add_argument("--refinement-patience", type=int, default=d["refinement_patience"])
-    parser.add_argument("--validation-pairs", type=int, default=d["validation_pairs"])
-    parser.add_argument("--refine-pairs", type=int, default=d["refine_pairs"])
+    parser.add_argument("--epochs", type=count, default=10_000, help="upper bound on epochs")
+    parser.add_argument("--learning-rate", type=_checked("float", above=0), default=d["learning_rate"])
+    # The CCA of a batch at or below twice the embedding size fits it exactly (loss 0): refuse it here.
+    parser.add_argument("--batch-size", type=_checked("int", above=2 * EMBEDDING_DIM), default=d["batch_size"])
+    parser.add_argument("--pairs-per-epoch", type=count, default=d["pairs_per_epoch"])
+    parser.add_argument("--patience", type=count, default=d["patience"])
+    parser.add_argument("--refinement-rounds", type=natural, default=d["refinement_rounds"])
+    parser.add_argument("--refinement-patience", type=count, default=d["refinement_patience"])
+    parser.add_argument("--validation-pairs", type=count, default=d["validation_pairs"])
+    parser.add_argument("--refine-pairs", type=natural, default=d["refine_pairs"])
     parser.add_argument("--refine-sample", choices=asr_callbacks.REFINE_SAMPLES, default="first",
                         help="refit the CCA on the first --refine-pairs training pairs (paper) or on pairs spread "
                              "over all of them")
-    parser.add_argument("--time-limit", type=float, default=None, help="seconds; then restore best and refine")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--time-limit", type=_checked("float", above=0), default=None,
+                        help="seconds; then restore best and refine")
+    parser.add_argument("--seed", type=natural, default=0)
     return parser
+
+
+def check_dataset(name, data_dir=None):
+    """Raises a one-line ValueError unless the TFDS dataset `name` is built (training never builds one itself).
+
+    `tfds.load` would otherwise start building a missing dataset, which for msmd/full takes hours.
+    """
+    import tensorflow_datasets as tfds
+
+    import tfds_msmd  # noqa: F401  (registers the builder)
+
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)  # its warning about the missing folder would only repeat ours
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        prepared = builder.is_prepared()
+    except Exception as e:  # tfds raises several types for an unknown name or config
+        raise ValueError(f"Unknown dataset {name!r}: {str(e).splitlines()[0]}") from e
+    finally:
+        absl_logger.setLevel(level)
+    if prepared:
+        return
+    command = f"tfds build {builder.name} --imports tfds_msmd --config {builder.builder_config.name}"
+    if builder.builder_config.name == "msmd_v1_1":
+        command += " --manual_dir DIR"
+    command += f" --data_dir {data_dir}" if data_dir else ""
+    where = f"in {data_dir}" if data_dir else "in TFDS's data directory"
+    raise ValueError(f"The dataset {name} is not built {where}: build it first with `{command}`.")
 
 
 def train_from_arguments(args):
     """Runs `train()` on parsed `add_arguments` arguments and prints a one-line summary."""
     context = int(args.context) if str(args.context).isdigit() else args.context
+    resolve_context(context)  # a bad --context fails here, not after the data loaded
+    check_dataset(args.dataset, args.data_dir)
     os.makedirs(args.output, exist_ok=True)
     model, history = train(
         context, attention=args.attention, head=args.head, dataset=args.dataset, data_dir=args.data_dir,
