@@ -51,11 +51,12 @@ METADATA_FILE = "corpus.json"
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One piece to build: its source, split and renders ((tempo ratio, SoundFont) pairs)."""
+    """One piece to build: its source, split, renders ((tempo ratio, SoundFont) pairs) and engraving setup."""
 
     source: sources.Source
     split: str
     renders: tuple
+    engraving: str = "verovio"  # a key of setups.SETUPS
 
 
 @dataclasses.dataclass
@@ -103,14 +104,14 @@ def build_piece(job, out_dir, keep_audio=True):
     Returns:
         A `Result`.
     """
-    from tfds_msmd.corpus import engrave, writer
+    from tfds_msmd.corpus import setups, writer
 
     piece = job.source.piece
     if os.path.isdir(os.path.join(out_dir, piece)):
         return Result(piece, job.split, "skipped")
     start = time.time()
     try:
-        engraving = engrave.engrave(sources.load_score(job.source))
+        engraving = setups.engrave(sources.load_score(job.source), job.engraving)
         writer.write_piece(out_dir, piece, engraving, job.renders, keep_audio)
     except Exception as e:  # noqa: BLE001 - a piece that fails is reported and skipped, never fatal.
         return Result(piece, job.split, "failed", time.time() - start, f"{type(e).__name__}: {e}")

@@ -75,11 +75,12 @@ class Engraving:
     noteheads: list
 
 
-def engrave(score):
+def engrave(score, options=None):
     """Engraves a music21 score with verovio.
 
     Args:
         score: a music21 Score (e.g. from `sources.load_score`).
+        options: verovio options that replace `VEROVIO_OPTIONS`' (e.g. another "font", "unit" or spacing).
 
     Returns:
         An `Engraving`.
@@ -99,16 +100,17 @@ def engrave(score):
         # are notated already, so export them as they are.
         exporter.makeNotation = False
         xml = exporter.parse()
-    return engrave_musicxml(xml.decode("utf-8"))
+    return engrave_musicxml(xml.decode("utf-8"), options)
 
 
-def engrave_musicxml(musicxml):
+def engrave_musicxml(musicxml, options=None):
     """Engraves a MusicXML document (a string); see `engrave`."""
     import verovio
 
     verovio.enableLog(verovio.LOG_OFF)
     tk = verovio.toolkit()
-    tk.setOptions(VEROVIO_OPTIONS)
+    options = {**VEROVIO_OPTIONS, **(options or {})}
+    tk.setOptions(options)
     if not tk.loadData(musicxml):
         raise ValueError("verovio could not load the MusicXML.")
     onsets, offsets = _timemap(tk.renderToTimemap({"includeRests": False, "includeMeasures": False}))
@@ -118,7 +120,7 @@ def engrave_musicxml(musicxml):
     for page in range(tk.getPageCount()):
         svg = tk.renderToSVG(page + 1)
         pages.append(_rasterize(svg))
-        boxes, heads = _parse_svg(svg)
+        boxes, heads = _parse_svg(svg, options["font"])
         for system, staff, note_id, box in heads:
             if note_id not in onsets or note_id in tie_ends:
                 continue
@@ -181,18 +183,18 @@ def _page_size(svg):
     return float(m.group(1)), float(m.group(2))
 
 
-@functools.lru_cache(maxsize=1)
-def _glyphs():
-    """SMuFL code -> (x, y, w, h) of the Leipzig glyph box in font units (1000 per em, y up)."""
+@functools.lru_cache(maxsize=None)
+def _glyphs(font="Leipzig"):
+    """SMuFL code -> (x, y, w, h) of the font's glyph box in font units (1000 per em, y up)."""
     import verovio
 
-    path = os.path.join(os.path.dirname(verovio.__file__), "data", "Leipzig.xml")
+    path = os.path.join(os.path.dirname(verovio.__file__), "data", f"{font}.xml")
     root = ET.parse(path).getroot()
     return {g.get("c"): tuple(float(g.get(k)) for k in "xywh") for g in root.iter("g") if g.get("w")}
 
 
-def _parse_svg(svg):
-    """Systems and noteheads of one SVG page, in page pixels.
+def _parse_svg(svg, font="Leipzig"):
+    """Systems and noteheads of one SVG page (engraved in music font `font`), in page pixels.
 
     Returns:
         boxes: per system a [top, left, bottom, right] list spanning its staff lines.
@@ -200,7 +202,7 @@ def _parse_svg(svg):
     """
     w, _ = _page_size(svg)
     scale = PAGE_WIDTH_PX / w
-    glyphs = _glyphs()
+    glyphs = _glyphs(font)
     boxes, heads = [], []
     staves_seen = [0]  # Staves met so far in the current measure: a staff's index.
 

@@ -14,7 +14,8 @@ TINY_PIECES = ("bach/bwv269.mxl", "bach/bwv347.mxl", "bach/bwv153.1.mxl", "bach/
 TINY_RENDERS = ((1.00, "TimGM6mb"), (1.10, "TimGM6mb"))
 
 
-def make_tiny_corpus(root, n_pieces=2, max_measures=4, renders=TINY_RENDERS, keep_audio=False, splits=None):
+def make_tiny_corpus(root, n_pieces=2, max_measures=4, renders=TINY_RENDERS, keep_audio=False, splits=None,
+                     engraving="verovio"):
     """Writes a small real corpus (MSMD layout, `split.yaml`, `corpus.json`) into `root`.
 
     Pieces are `max_measures`-measure excerpts of Bach chorales, named like the full chorales. The split
@@ -28,6 +29,7 @@ def make_tiny_corpus(root, n_pieces=2, max_measures=4, renders=TINY_RENDERS, kee
         renders: (tempo ratio, SoundFont) pairs rendered for every piece.
         keep_audio: keep the wav files.
         splits: optional list of split names, one per piece, instead of the default assignment.
+        engraving: the engraving setup of every piece (a key of `setups.SETUPS`).
 
     Returns:
         `root`.
@@ -40,7 +42,8 @@ def make_tiny_corpus(root, n_pieces=2, max_measures=4, renders=TINY_RENDERS, kee
         if n_pieces >= 3:
             splits[-2] = "valid"
     jobs = [
-        build.Job(sources.Source(sources.piece_name(path, "chorale"), path, max_measures), split, tuple(renders))
+        build.Job(sources.Source(sources.piece_name(path, "chorale"), path, max_measures), split, tuple(renders),
+                  engraving)
         for path, split in zip(TINY_PIECES[:n_pieces], splits)
     ]
     results = build.build_corpus(os.fspath(root), "tiny", workers=1, keep_audio=keep_audio, jobs=jobs, log=None)
