@@ -13,6 +13,7 @@ Weights are copied through NumPy everywhere: on JAX, assigning one variable's ar
 buffer (see PITFALLS).
 """
 
+import hashlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import time
 import keras
 import numpy as np
 
+from keras_asr import atomic
 from keras_asr import metrics
 
 
@@ -169,9 +171,11 @@ class NaNGuard(keras.callbacks.Callback):
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the training state after every epoch, to resume after a restart.
 
-    Writes in `directory`: `latest.weights.h5` (model and optimizer variables), `best.weights.h5` (the
-    schedule's best weights), `state.json` (epoch, learning rate, schedule counters, history). Files are
-    written to a temporary name and renamed, so a crash mid-write leaves the previous checkpoint.
+    Writes in `directory`: `latest-<epoch>.weights.h5` (model and optimizer variables), `best-<epoch>.weights.h5`
+    (the schedule's best weights), `state.json` (epoch, learning rate, schedule counters, history, the names of
+    those two files and the model's architecture). Every file is written beside, synced and renamed, and
+    `state.json` goes last and names the weights it belongs to, so a kill or a full disk at any moment leaves
+    the previous checkpoint whole. Resuming with a model of another architecture is a one-line error.
 
     Args:
         directory: output folder.
@@ -199,47 +203,82 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if not all(math.isfinite(v) for k, v in logs.items() if k == "loss"):
             return
         self.history.append({"epoch": epoch + 1, "time": time.time(), **logs})
-        _save_weights_atomic(self.model, self._path("latest.weights.h5"))
+        previous = self._state().get("files", {})
+        files = {"latest": f"latest-{epoch + 1:05d}.weights.h5", "best": previous.get("best")}
+        _save_weights_atomic(self.model, self._path(files["latest"]))
         state = {
             "epoch": epoch + 1,
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "history": self.history,
+            "architecture": architecture(self.model),
+            "files": files,
         }
         if self.schedule is not None:
             state["schedule"] = self.schedule.get_state()
             if self.schedule.best_epoch == epoch:
-                _save_weights_atomic(self.model, self._path("best.weights.h5"))
-        tmp = self.state_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(state, f, indent=1)
-        os.replace(tmp, self.state_path)
+                files["best"] = f"best-{epoch + 1:05d}.weights.h5"
+                _save_weights_atomic(self.model, self._path(files["best"]))
+        with atomic.written_beside(self.state_path) as temporary:
+            with open(temporary, "w") as f:
+                json.dump(state, f, indent=1)
+        # The files of the previous state go only once the new state names their successors.
+        for name in set(previous.values()) - set(files.values()) - {None}:
+            if os.path.exists(self._path(name)):
+                os.remove(self._path(name))
+
+    def _state(self):
+        if not os.path.exists(self.state_path):
+            return {}
+        try:
+            with open(self.state_path) as f:
+                return json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{self.state_path} cannot be read ({e}): delete the checkpoint folder "
+                             f"{self.directory} to start afresh.") from e
 
     def restore(self, model):
         """Loads the latest checkpoint into `model` (compiled); returns the number of finished epochs (0: none).
 
         Restores the optimizer state, learning rate, history and the schedule's counters and best weights.
         """
-        if not os.path.exists(self.state_path):
+        state = self._state()
+        if not state:
             return 0
-        with open(self.state_path) as f:
-            state = json.load(f)
+        recorded = state.get("architecture")
+        if recorded is not None and recorded != architecture(model):
+            raise ValueError(
+                f"The checkpoint in {self.directory} was written by another model ({recorded['name']}, "
+                f"{recorded['weights']} weights), not this {architecture(model)['name']} "
+                f"({architecture(model)['weights']} weights): use another output folder, or the run's own options.")
+        files = state.get("files", {"latest": "latest.weights.h5", "best": "best.weights.h5"})  # older runs
         # The optimizer's variables must exist before its saved state can be loaded into them.
         model.optimizer.build(model.trainable_variables)
         if self.schedule is not None and "schedule" in state:
             self.schedule.set_state(state["schedule"])
-            if os.path.exists(self._path("best.weights.h5")):
-                model.load_weights(self._path("best.weights.h5"))
+            if files.get("best") and os.path.exists(self._path(files["best"])):
+                model.load_weights(self._path(files["best"]))
                 self.schedule.best_weights = _copy_weights(model)
-        model.load_weights(self._path("latest.weights.h5"))
+        model.load_weights(self._path(files["latest"]))
         model.optimizer.learning_rate.assign(state["learning_rate"])
         self.history = state["history"]
         return state["epoch"]
 
 
 def _save_weights_atomic(model, path):
-    tmp = path[: -len(".weights.h5")] + ".tmp.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    with atomic.written_beside(path, suffix=".weights.h5") as temporary:
+        model.save_weights(temporary)
+
+
+def architecture(model):
+    """What a checkpoint must match to be resumed: the model's variant and the shapes of its weights, in order.
+
+    (Not the variables' paths: Keras numbers unnamed layers per process, so two builds of one model differ.)
+    """
+    shapes = [tuple(w.shape) for w in model.weights]
+    variant = {key: getattr(model, key, None) for key in ("frames", "attention", "head")}
+    name = ", ".join(f"{key} {value}" for key, value in variant.items() if value is not None) or model.name
+    digest = hashlib.sha256(repr(shapes).encode()).hexdigest()[:16]
+    return {"name": name, "weights": len(shapes), "digest": digest}
 
 
 class TimeLimit(keras.callbacks.Callback):
@@ -322,7 +361,9 @@ class CCARefinement(keras.callbacks.Callback):
         if _is_broken(self.model):
             return
         if self.unrefined_path:
-            self.model.save(self.unrefined_path)
+            from keras_asr.saving import save_model
+
+            save_model(self.model, self.unrefined_path)
         self.correlations = refine_cca(self.model, self.pool, self.num_pairs, self.batch_size, self.spread)
         print(f"CCA refined on {min(self.num_pairs, len(self.pool))} training pairs "
               f"({'spread over' if self.spread else 'the first of'} {len(self.pool)}); canonical correlations "

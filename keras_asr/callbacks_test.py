@@ -142,3 +142,16 @@ def test_spread_refinement_sample_covers_every_piece(pool):
     spread = callbacks.refinement_indices(pool, n, spread=True)
     assert len(first) == len(spread) == n < len(pool)
     assert len(pieces(first)) == 1 and len(pieces(spread)) == 3
+
+
+@pytest.mark.slow
+def test_resuming_with_another_architecture_is_one_line(trained):
+    # The run of `trained` is BL2 with a 16-frame context; the same output folder with +AT must not resume it.
+    other = compile_model(build_model(context=CONTEXT, attention=True))
+    ckpt = callbacks.EpochCheckpoint(str(trained[2] / "checkpoint"))
+    with pytest.raises(ValueError, match="written by another model") as error:
+        ckpt.restore(other)
+    assert "\n" not in str(error.value) and "attention False" in str(error.value)
+    state = json.loads((trained[2] / "checkpoint" / "state.json").read_text())
+    # The state names the weights it belongs to; no temporary or superseded file is left beside them.
+    assert sorted(os.listdir(trained[2] / "checkpoint")) == sorted(["state.json", *state["files"].values()])

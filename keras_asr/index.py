@@ -34,6 +34,8 @@ import zipfile
 
 import numpy as np
 
+from keras_asr import atomic
+
 FORMAT = "keras-asr-snippet-index"
 # Version 2 names each write's parts uniquely, lists them (with their sizes) in header.json and keeps the
 # collection (model and source files) there: replacing header.json is then the one step that commits a write.
@@ -257,7 +259,7 @@ class SnippetIndex:
             name = f"{role}-{token}.{suffix}"
             written.append(directory / name)
             write(directory / name)
-            _fsync(directory / name)
+            atomic.fsync(directory / name)
             files[role] = name
 
         try:
@@ -284,7 +286,7 @@ class SnippetIndex:
             temporary = directory / f"{HEADER_FILE}.{token}.tmp"
             written.append(temporary)
             temporary.write_text(json.dumps(header, indent=2) + "\n")
-            _fsync(temporary)
+            atomic.fsync(temporary)
             os.replace(temporary, directory / HEADER_FILE)  # the commit
         except BaseException as e:  # Ctrl-C included: take back the parts of this write, keep the old index
             for path in written:
@@ -293,7 +295,7 @@ class SnippetIndex:
                 kept = "the index there is unchanged" if previous else "nothing was written"
                 raise OSError(f"Cannot write the index at {directory}: {e.strerror or e}; {kept}.") from e
             raise
-        _fsync(directory)
+        atomic.fsync(directory)
         # The old parts go last; a process that memory-mapped them keeps reading them (POSIX unlink semantics).
         for path in directory.iterdir():
             stale = _PART.fullmatch(path.name) or (previous is not None and path.name in _VERSION_1_PARTS)
@@ -484,15 +486,6 @@ def check_target(directory, kind, overwrite=False):
 def _savez(path, columns):
     with open(path, "wb") as file:  # a file object: np.savez would append ".npz" to a name
         np.savez(file, **columns)
-
-
-def _fsync(path):
-    """Flushes a file (or a folder's entries) to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_part(directory, header, name):

@@ -1,10 +1,23 @@
-"""Loading `.keras` files and exporting the encoders as TensorFlow SavedModels."""
+"""Saving and loading `.keras` files (atomically, with checks) and exporting the encoders as SavedModels."""
 
 import os
+import zipfile
 
 import keras
 
+from keras_asr import atomic
 from keras_asr.models.retrieval_model import RetrievalModel
+
+
+def save_model(model, path):
+    """`model.save(path)`, atomically: a kill or a full disk while saving leaves the previous file at `path`.
+
+    Example:
+
+    >>> save_model(keras_asr.build_model(context="SC"), "outputs/model.keras")
+    """
+    with atomic.written_beside(path, suffix=".keras") as temporary:
+        model.save(temporary)
 
 
 def load_model(path, compile=False):
@@ -15,6 +28,13 @@ def load_model(path, compile=False):
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"No model file at {path!r}.")
+    # Keras reports a truncated or foreign file as "File not found": say what is wrong instead.
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path!r} is not a .keras file (not a zip archive: truncated, or another format).")
+    with zipfile.ZipFile(path) as archive:
+        damaged = archive.testzip()
+        if "config.json" not in archive.namelist() or damaged is not None:
+            raise ValueError(f"{path!r} is a damaged .keras file ({damaged or 'no config.json'}).")
     model = keras.saving.load_model(path, compile=compile)
     if not isinstance(model, RetrievalModel):
         raise ValueError(f"{path!r} holds a {type(model).__name__}, not a keras-asr RetrievalModel.")
