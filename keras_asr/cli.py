@@ -22,6 +22,8 @@ from keras_asr import evaluation
 from keras_asr import training
 
 PROG = "keras-asr"
+TOP_PIECES = 5  # pieces listed by `query`
+TIMELINE_LINES = 12  # timeline entries printed by `query`
 
 
 def _add_model_arguments(parser, required):
@@ -154,27 +156,35 @@ def _query(args):
     status = None
     if args.plot:
         try:
-            drawn = retrieval.plot_identification(result, spec, encoders, collection.get("sources", {}), args.plot)
-            _log(f"{args.plot}: {drawn['piece']}, page {drawn['page']}, excerpt {drawn['excerpt'] + 1}")
+            drawn = retrieval.plot_identification(result, collection.get("sources", {}), args.plot)
+            _log(f"{args.plot}: the path through {drawn['piece']}, page(s) {drawn['pages']}")
         except (OSError, ValueError, RuntimeError) as e:  # the ranking is still printed below
             _log(f"{PROG}: error: cannot draw {args.plot}: {e}")
             status = 1
     if args.json:
         output = {"audio": os.path.abspath(args.audio), "index": os.path.abspath(args.index),
-                  "model_id": encoders.model_id, "pieces": result["pieces"], "excerpts": result["excerpts"]}
+                  "model_id": encoders.model_id, "match": result["match"], "pieces": result["pieces"],
+                  "timeline": result["timeline"], "excerpts": result["excerpts"]}
         print(json.dumps(output, indent=2))
         return status
-    excerpts = result["excerpts"]
-    print(f"Pieces, by votes of {len(excerpts)} excerpts x {args.top} snippets:")
-    for rank, entry in enumerate(result["pieces"][:10], 1):
-        print(f"{rank:4d}. {entry['piece']:<40s} {entry['votes']:6d}")
-    if len(result["pieces"]) > 10:
-        print(f"      ... {len(result['pieces']) - 10} more (--json lists all)")
-    print("Best location of each excerpt (page, system from 1; x in px of the page):")
-    for excerpt in excerpts:
-        hit = excerpt["hits"][0]
-        print(f"  {excerpt['start']:7.2f}-{excerpt['end']:7.2f} s  {hit['piece']}  page {hit['page']} "
-              f"system {hit['system']} x {hit['x']:.0f}  score {hit['score']:.3f}")
+    match, pieces = result["match"], result["pieces"]
+    if match["piece"] is not None:
+        print(f"Playing: {match['piece']} (confidence {match['confidence']:.2f})")
+    else:
+        print(f"No clear match (best guess {pieces[0]['piece']}, confidence {match['confidence']:.2f}): the "
+              "recording may not be in the index, or hold no music.")
+    print(f"Pieces, by their best path through the score ({len(result['excerpts'])} excerpts in time order; "
+          f"score: mean hub-normalised similarity; votes: the {args.top} nearest snippets of each excerpt):")
+    for rank, entry in enumerate(pieces[:TOP_PIECES], 1):
+        print(f"{rank:4d}. {entry['piece']:<40s} score {entry['score']:7.4f}  votes {entry['votes']:5d}")
+    if len(pieces) > TOP_PIECES:
+        print(f"      ... {len(pieces) - TOP_PIECES} more (--json lists all)")
+    timeline = result["timeline"]
+    shown = timeline[::max(1, -(-len(timeline) // TIMELINE_LINES))]
+    where = "Where it is" if match["piece"] is not None else "Where it would be"
+    print(f"{where} in {pieces[0]['piece']} (page, system from 1; x in px of the page; --json: every excerpt):")
+    for entry in shown:
+        print(f"  {entry['time']:7.2f} s  page {entry['page']} system {entry['system']} x {entry['x']:.0f}")
     return status
 
 

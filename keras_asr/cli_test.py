@@ -60,7 +60,8 @@ def test_query_json_lists_ranked_pieces_and_excerpt_locations(library, sheet_ind
                          "--top", 4, "--json", "--plot", plot)
     assert code == 0, err
     result = json.loads(out)
-    assert set(result) == {"audio", "index", "model_id", "pieces", "excerpts"}
+    assert set(result) == {"audio", "index", "model_id", "match", "pieces", "timeline", "excerpts"}
+    assert len(result["timeline"]) == 12 and set(result["timeline"][0]) == {"time", "page", "system", "x"}
     assert {entry["piece"] for entry in result["pieces"]} <= set(library[0])
     assert sum(entry["votes"] for entry in result["pieces"]) == 12 * 4
     assert len(result["excerpts"]) == 12
@@ -71,16 +72,17 @@ def test_query_json_lists_ranked_pieces_and_excerpt_locations(library, sheet_ind
             assert hit["page"] == 1 and hit["system"] in (1, 2) and 0 <= hit["x"] <= 835
     assert plot.stat().st_size > 10_000
     assert np.asarray(Image.open(plot)).shape[0] > 400
-    assert err.startswith(f"{plot}: {result['pieces'][0]['piece']}, page 1")
+    assert err.startswith(f"{plot}: the path through {result['pieces'][0]['piece']}, page(s) [1]")
 
 
 def test_query_text_output(library, sheet_index, capsys):  # noqa: F811
     code, out, _ = run(capsys, "query", "--index", sheet_index, library[1]["bwv269"], "--excerpts", 5, "--top", 3)
     lines = out.splitlines()
-    assert code == 0 and lines[0] == "Pieces, by votes of 5 excerpts x 3 snippets:"
-    ranked = lines.index("Best location of each excerpt (page, system from 1; x in px of the page):") - 1
-    assert lines[1].strip().startswith("1. ") and 1 <= ranked <= 3 and len(lines) == 1 + ranked + 1 + 5
-    assert " s  " in lines[-1] and "page 1 system" in lines[-1] and "score" in lines[-1]
+    assert code == 0 and (lines[0].startswith("Playing: ") or lines[0].startswith("No clear match"))
+    assert lines[1].startswith("Pieces, by their best path through the score (5 excerpts in time order;")
+    assert [line.strip()[:3] for line in lines[2:5]] == ["1. ", "2. ", "3. "] and "votes" in lines[2]
+    assert lines[5].startswith("Where it") and len(lines) == 6 + 5
+    assert lines[-1].strip().endswith(tuple("0123456789")) and "page 1 system" in lines[-1]
 
 
 def test_saved_model_queries_an_index_built_from_the_keras_model(library, attention_model, sheet_index,  # noqa: F811

@@ -101,3 +101,64 @@ def plot_validation_curves(histories, key="val_mrr", title="Validation MRR (audi
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_score_following(result, pages, piece, systems_of_page, max_pages=2):
+    """The path of `keras_asr.retrieval.identify` drawn over the pages it visits, and the pieces' scores.
+
+    Args:
+        result: what `identify` returns.
+        pages: the grayscale pages of the best piece (white = 1).
+        piece: its name (for the title).
+        systems_of_page: page index -> the page's detected `StaffSystem`s (to place each point vertically).
+        max_pages: draw at most this many pages, the ones most of the path lies on.
+
+    Returns:
+        The figure: the inked part of each page with the timeline's positions coloured by time and joined in
+        order within a system, and below, a bar chart of the best pieces' path scores.
+    """
+    timeline = result["timeline"]
+    visited = [entry["page"] for entry in timeline]
+    shown = sorted(sorted(set(visited), key=lambda p: -visited.count(p))[:max_pages])
+    crops = []
+    for page in shown:
+        systems = systems_of_page(page - 1)
+        # The inked rows only: a short piece leaves most of an A4 page white.
+        top = max(0, int(min(s.top for s in systems)) - 40)
+        bottom = min(pages[page - 1].shape[0], int(max(s.bottom for s in systems)) + 40)
+        crops.append((page, systems, top, bottom))
+    top_pieces = result["pieces"][:6]
+    heights = [(b - t) / pages[p - 1].shape[1] * 7.5 for p, _, t, b in crops]
+    fig = plt.figure(figsize=(7.5, sum(heights) + 0.4 * len(top_pieces) + 1.8), layout="constrained")
+    grid = fig.add_gridspec(len(crops) + 1, 1, height_ratios=heights + [0.4 * len(top_pieces) + 0.6])
+    times = np.array([entry["time"] for entry in timeline])
+    norm = matplotlib.colors.Normalize(times.min(), max(times.max(), times.min() + 1e-3))
+    cmap = plt.get_cmap("viridis")
+    page_axes = []
+    for row, (page, systems, top, bottom) in enumerate(crops):
+        ax = fig.add_subplot(grid[row])
+        image = pages[page - 1]
+        ax.imshow(image[top:bottom], cmap="gray", vmin=0, vmax=1, extent=(0, image.shape[1], bottom, top))
+        on_page = [(k, e) for k, e in enumerate(timeline) if e["page"] == page]
+        for number in sorted({e["system"] for _, e in on_page}):
+            run = [(k, e) for k, e in on_page if e["system"] == number]
+            centre = systems[min(number - 1, len(systems) - 1)].centre
+            xs = [e["x"] for _, e in run]
+            ax.plot(xs, [centre] * len(xs), color="tab:red", lw=1, alpha=0.6)
+            ax.scatter(xs, [centre] * len(xs), c=[times[k] for k, _ in run], cmap=cmap, norm=norm, s=16, zorder=3)
+        ax.set_title(f"{piece}, page {page}: where each excerpt of the recording sounds", fontsize=9)
+        ax.axis("off")
+        page_axes.append(ax)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm, cmap), ax=page_axes, orientation="horizontal", fraction=0.04,
+                 pad=0.02, aspect=50, label="time in the recording (s)")
+    bar_ax = fig.add_subplot(grid[-1])
+    found = result["match"]["piece"] is not None
+    positions = np.arange(len(top_pieces))[::-1]
+    bar_ax.barh(positions, [p["score"] for p in top_pieces],
+                color=["tab:green" if k == 0 and found else "tab:gray" for k in range(len(top_pieces))])
+    bar_ax.set_yticks(positions, [p["piece"] for p in top_pieces], fontsize=8)
+    bar_ax.set_xlabel("path score (mean hub-normalised similarity along the best path)", fontsize=8)
+    verdict = (f"match, confidence {result['match']['confidence']:.2f}" if found
+               else f"no clear match (confidence {result['match']['confidence']:.2f})")
+    bar_ax.set_title(verdict, fontsize=9)
+    return fig

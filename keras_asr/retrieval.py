@@ -532,79 +532,20 @@ def locate(index, encoders, snippets, positions, k=25):
 # Plot
 
 
-def plot_identification(result, spec, encoders, sources, path):
-    """Draws the best page of the top piece with each excerpt's matched region, and one excerpt's attention.
-
-    The page is the one of the top piece that holds most excerpts' best hits; each such hit is a box of the
-    snippet's extent (160 x 200 px), coloured by similarity. Below: the excerpt whose hit scored best, with its
-    attention weights where the model has attention, else its spectrogram alone.
+def plot_identification(result, sources, path):
+    """Draws the timeline of `identify` over the best piece's pages (`plots.plot_score_following`).
 
     Raises:
-        RetrievalError: the top piece's score file is gone.
+        RetrievalError: the best piece's score file is gone.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from keras_asr import plots
 
     piece = result["pieces"][0]["piece"]
     source = sources.get(piece)
     if not source or not os.path.isfile(source):
         raise RetrievalError(f"Cannot plot: the score file of {piece!r} ({source}) is not there any more.")
-    best = [(i, e["hits"][0]) for i, e in enumerate(result["excerpts"]) if e["hits"][0]["piece"] == piece]
-    if not best:  # the top piece won on votes but is no excerpt's first hit: use its hits anywhere in the top k
-        best = [(i, next(h for h in e["hits"] if h["piece"] == piece))
-                for i, e in enumerate(result["excerpts"]) if any(h["piece"] == piece for h in e["hits"])]
-    pages = [hit["page"] for _, hit in best]
-    page = max(set(pages), key=pages.count)
-    on_page = [(i, hit) for i, hit in best if hit["page"] == page]
-    image = sheet.load_pages(source)[page - 1]
-    systems = sheet.detect_systems(image)
-    excerpt, top_hit = max(on_page, key=lambda item: item[1]["score"])
-    frames = encoders.frames
-    start = result["starts"][excerpt]
-    spectrogram = spec[:, start:start + frames]
-    weights = encoders.attention(spectrogram[None])
-
-    # The page's inked rows only: a short piece leaves most of an A4 page white.
-    top = max(0, min(s.top for s in systems) - sheet.SNIPPET_SHAPE[0])
-    bottom = min(image.shape[0], max(s.bottom for s in systems) + sheet.SNIPPET_SHAPE[0])
-    rows = 3 if weights is not None else 2
-    page_height = 8 * (bottom - top) / image.shape[1]
-    fig = plt.figure(figsize=(8, page_height + 2.5 + 1.2 * (rows - 2)))
-    grid = fig.add_gridspec(rows, 1, height_ratios=[page_height, 2.5, 1.2][:rows])
-    ax = fig.add_subplot(grid[0])
-    ax.imshow(image[top:bottom], cmap="gray", vmin=0, vmax=1, extent=(0, image.shape[1], bottom, top))
-    cmap = plt.get_cmap("autumn_r")
-    scores = np.array([hit["score"] for _, hit in on_page])
-    norm = matplotlib.colors.Normalize(scores.min(), max(scores.max(), scores.min() + 1e-3))
-    for i, hit in on_page:
-        centre = systems[min(hit["system"] - 1, len(systems) - 1)].centre
-        height, width = sheet.SNIPPET_SHAPE
-        ax.add_patch(matplotlib.patches.Rectangle((hit["x"] - width / 2, centre - height / 2), width, height,
-                                                  fill=False, edgecolor=cmap(norm(hit["score"])),
-                                                  lw=2.5 if i == excerpt else 1.2))
-    fig.colorbar(matplotlib.cm.ScalarMappable(norm, cmap), ax=ax, fraction=0.03, pad=0.01, label="similarity")
-    ax.set_title(f"{piece}, page {page}: best hits of {len(on_page)} of {len(result['excerpts'])} excerpts "
-                 f"(thick: the excerpt below)", fontsize=9)
-    ax.axis("off")
-    spec_ax = fig.add_subplot(grid[1])
-    spec_ax.imshow(spectrogram, origin="lower", aspect="auto", cmap="viridis")
-    times = result["excerpts"][excerpt]
-    spec_ax.set_title(f"excerpt {times['start']:.2f}-{times['end']:.2f} s -> page {page}, system {top_hit['system']}, "
-                      f"x {top_hit['x']:.0f} (score {top_hit['score']:.3f})", fontsize=9)
-    spec_ax.set_ylabel("bin")
-    if weights is not None:
-        spec_ax.set_xticks([])
-        w_ax = fig.add_subplot(grid[2])
-        w_ax.bar(np.arange(frames), weights[0], width=1.0, color="tab:red")
-        w_ax.axhline(1.0 / frames, color="gray", lw=0.8, ls="--")  # uniform attention
-        w_ax.set_xlim(-0.5, frames - 0.5)
-        w_ax.set_ylabel("attention")
-        w_ax.set_xlabel("frame (20 per second)")
-    else:
-        spec_ax.set_xlabel("frame (20 per second); the model has no attention")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return {"piece": piece, "page": page, "excerpt": excerpt}
+    pages = sheet.load_pages(source)
+    fig = plots.plot_score_following(result, pages, piece, lambda page: sheet.detect_systems(pages[page]))
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plots.plt.close(fig)
+    return {"piece": piece, "pages": sorted({entry["page"] for entry in result["timeline"]})}

@@ -213,6 +213,15 @@ def test_identify_and_locate_return_ranked_results_with_positions(library, atten
     spec = retrieval.load_spectrogram(library[1]["bwv269"], encoders.frames)
     result = retrieval.identify(sheet_index, encoders, spec, excerpts=7, k=4)
     assert sum(entry["votes"] for entry in result["pieces"]) == 7 * 4
+    scores = [entry["score"] for entry in result["pieces"]]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert set(result["match"]) == {"piece", "confidence", "margin"} and 0 <= result["match"]["confidence"] <= 1
+    # The timeline is the best piece's path: one position per excerpt, never going back on the strip.
+    timeline = result["timeline"]
+    assert [entry["time"] for entry in timeline] == [round((s + 21) / 20, 2) for s in result["starts"]]
+    score = sheet.unroll(sheet.load_pages(library[0][result["pieces"][0]["piece"]]))
+    strip_x = score.page_to_strip(0, np.array([e["system"] for e in timeline]) - 1, [e["x"] for e in timeline])
+    assert np.all(np.diff(strip_x) >= 0) and all(e["page"] == 1 for e in timeline)
     assert len(result["excerpts"]) == 7 and result["excerpts"][-1]["end"] == pytest.approx(spec.shape[1] / 20)
     for excerpt in result["excerpts"]:
         assert excerpt["end"] - excerpt["start"] == pytest.approx(42 / 20)
@@ -239,6 +248,10 @@ def test_original_model_identifies_each_recording(library, original_model):
         # k = 5 of ~60 snippets: with SPEC's k = 25 every excerpt would vote for nearly half this tiny index.
         result = retrieval.identify(index, encoders, spec, excerpts=50, k=5)
         assert result["pieces"][0]["piece"] == piece, result["pieces"]
+        assert result["match"]["piece"] == piece, result["match"]
+        # The path runs through the whole excerpt: its end lies right of its start on the strip.
+        first, last = result["timeline"][0], result["timeline"][-1]
+        assert (last["system"], last["x"]) > (first["system"], first["x"])
 
 
 def test_empty_index_is_an_error(attention_model, tmp_path):
