@@ -23,6 +23,7 @@ Build (after `pip install -e .`), from any directory:
 """
 
 import dataclasses
+import os
 
 from etils import epath
 import numpy as np
@@ -47,6 +48,17 @@ FluidSynth and need the SoundFont <name>.sf2 in <manual_dir>/soundfonts/.
 Configs `small` and `full` need no download (they build the offline corpus); a corpus built with
 `python -m tfds_msmd.corpus.build --out DIR` can be passed as --manual_dir DIR.
 """
+
+
+class MsmdDataError(SystemExit):
+    """Bad or missing input data (manual directory, split file): one line, exit status 1, no traceback.
+
+    A SystemExit because `tfds build` prints a traceback for every other exception; a caller of
+    `download_and_prepare` can still catch it (`except SystemExit`), and `keras-asr` reports it as its own error.
+    """
+
+    def __init__(self, message):
+        super().__init__(f"msmd: error: {message}")
 
 
 @dataclasses.dataclass
@@ -162,9 +174,14 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             for root in (manual / "msmd_aug_v1-1_no-audio", manual):
                 for folder in (root, manual):
                     if root.is_dir() and (folder / config.split_file).is_file():
-                        return str(root), layout.read_split(str(folder / config.split_file)), {}
+                        return str(root), _read_split_file(str(root), str(folder / config.split_file)), {}
         if config.corpus is None:
-            raise AssertionError(f"MSMD v1.1 not found in the manual directory.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+            # The configured folder, also where it is missing or empty (then `dl_manager.manual_dir` raises).
+            given = manual or getattr(dl_manager, "_manual_dir", None)
+            where = f"in the manual directory {given}" if given else "(no manual directory: give --manual_dir DIR)"
+            raise MsmdDataError(
+                f"MSMD v1.1 not found {where}: expected {MSMD_ARCHIVE} ({MSMD_URL}) unzipped there and the official "
+                f"{config.split_file} beside it ({SPLIT_URL}); the builder's MANUAL_DOWNLOAD_INSTRUCTIONS say more.")
         from tfds_msmd.corpus import build
 
         jobs = build.plan(config.corpus)
@@ -179,6 +196,23 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
             return beam.Create(pieces) | beam.FlatMap(_piece_examples, root, keep, soundfont_dir)
         return (ex for p in pieces for ex in _piece_examples(p, root, keep, soundfont_dir))
+
+
+def _read_split_file(root, path):
+    """The split file at `path` for the pieces under `root`, checked: three lists of pieces that are there."""
+    try:
+        split = layout.read_split(path)
+    except Exception as e:  # noqa: BLE001 - YAML errors, a file that is no mapping: all mean "not a split file"
+        raise MsmdDataError(f"{path} is not a split file ({type(e).__name__}: {str(e).splitlines()[0]}): expected "
+                            "the keys train, valid and test, each a list of piece folder names.") from None
+    if not all(isinstance(piece, str) for pieces in split.values() for piece in pieces) or not any(split.values()):
+        raise MsmdDataError(f"{path} is not a split file: expected the keys train, valid and test, each a list "
+                            "of piece folder names.")
+    missing = [piece for pieces in split.values() for piece in pieces if not os.path.isdir(os.path.join(root, piece))]
+    if missing:
+        raise MsmdDataError(f"{len(missing)} piece(s) listed in {path} have no folder in {root} (e.g. "
+                            f"{missing[0]}): is the manual directory complete?")
+    return split
 
 
 @dataclasses.dataclass(frozen=True)

@@ -108,8 +108,25 @@ def test_missing_manual_dir_says_what_to_download(tmp_path):
     builder = msmd_dataset_builder.Builder(config="msmd_v1_1", data_dir=str(tmp_path / "data"))
     config = tfds.download.DownloadConfig(manual_dir=str(tmp_path / "empty"))
     os.makedirs(tmp_path / "empty")
-    with pytest.raises(AssertionError, match="msmd_aug_v1-1_no-audio.zip.*zenodo"):
+    with pytest.raises(msmd_dataset_builder.MsmdDataError, match="msmd_aug_v1-1_no-audio.zip.*zenodo") as error:
         builder.download_and_prepare(download_config=config)
+    assert "\n" not in str(error.value) and str(tmp_path / "empty") in str(error.value)
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("content, message", [
+    ("train: [\n  - a\n valid: {", "is not a split file \\(.*Error"),  # truncated YAML
+    ("just some words", "is not a split file .*expected the keys"),
+    ("train: [bach__bwv269__chorale, not_here]\nvalid: []\ntest: []\n", "1 piece\\(s\\) listed in .* not_here"),
+])
+def test_bad_split_file_is_one_line_naming_it(content, message, tmp_path):
+    manual = tmp_path / "manual"
+    shutil.copytree(os.path.join(DUMMY_DATA, "bach__bwv269__chorale"), manual / "bach__bwv269__chorale")
+    (manual / "all_split.yaml").write_text(content)
+    builder = msmd_dataset_builder.Builder(config="msmd_v1_1", data_dir=str(tmp_path / "data"))
+    with pytest.raises(msmd_dataset_builder.MsmdDataError, match=message) as error:
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    assert "\n" not in str(error.value) and "all_split.yaml" in str(error.value)
 
 
 @pytest.mark.slow
