@@ -23,7 +23,9 @@ import numpy as np
 
 from keras_asr import callbacks as asr_callbacks
 from keras_asr.data import PairPool
+from keras_asr.distribution import data_parallel
 from keras_asr.models import CONTEXTS
+from keras_asr.models import PRECISIONS
 from keras_asr.models import build_model
 from keras_asr.models import compile_model
 from keras_asr.models import resolve_context
@@ -33,6 +35,10 @@ def model_name(context, attention=False, head="dense"):
     """The paper's name of a configuration, e.g. "BL2-LC+AT"."""
     ctx = {frames: name for name, frames in CONTEXTS.items()}.get(context, context)
     return f"{'BL2' if head == 'dense' else 'BL1'}-{ctx}{'+AT' if attention else ''}"
+
+
+# What `keras-asr train` computes in; see "Training speed" in the README for the measurements behind it.
+DEFAULT_PRECISION = "float32"
 
 
 def train(
@@ -59,6 +65,7 @@ def train(
     verbose=2,
     model=None,
     extra_callbacks=(),
+    precision=DEFAULT_PRECISION,
 ):
     """Trains a retrieval model with the paper's schedule; resumes from `output_dir` if it holds a checkpoint.
 
@@ -88,6 +95,11 @@ def train(
         verbose: `fit` verbosity.
         model: a compiled or uncompiled `RetrievalModel` to train instead of building one.
         extra_callbacks: further Keras callbacks.
+        precision: "float32" or "mixed_bfloat16" (bfloat16 convolutions with float32 weights, CCA and loss;
+            see `build_model`). Ignored when `model` is given.
+
+    Under the JAX backend on a machine with several devices, each batch is split over all of them
+    (`keras_asr.distribution.data_parallel`); the CCA still fits the whole batch.
 
     Returns:
         (model, history): the trained model (best weights, refined CCA) and a list of per-epoch log dicts.
@@ -102,7 +114,8 @@ def train(
     if valid_pool is None:
         valid_pool = PairPool.from_tfds("valid", name=dataset, data_dir=data_dir)
     if model is None:
-        model = build_model(context=context, attention=attention, head=head)
+        data_parallel(batch_size)  # before the variables exist: they are placed on every device
+        model = build_model(context=context, attention=attention, head=head, precision=precision)
     if getattr(model, "optimizer", None) is None:
         compile_model(model, learning_rate=learning_rate)
     frames = model.frames
@@ -236,6 +249,8 @@ def add_arguments(parser):
     parser.add_argument("--time-limit", type=_checked("float", above=0), default=None,
                         help="seconds; then restore best and refine")
     parser.add_argument("--seed", type=natural, default=0)
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                        help="mixed_bfloat16: bfloat16 convolutions (float32 weights, CCA and loss)")
     return parser
 
 
@@ -246,7 +261,7 @@ def check_dataset(name, data_dir=None):
     """
     import tensorflow_datasets as tfds
 
-    import tfds_msmd  # noqa: F401  (registers the builder)
+    import tfds_msmd.msmd  # noqa: F401  (registers the builder, also where tfds_msmd was imported before TFDS)
 
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
@@ -280,7 +295,7 @@ def train_from_arguments(args):
         pairs_per_epoch=args.pairs_per_epoch, patience=args.patience, refinement_rounds=args.refinement_rounds,
         refinement_patience=args.refinement_patience, validation_pairs=args.validation_pairs,
         refine_pairs=args.refine_pairs, refine_sample=args.refine_sample, time_limit=args.time_limit,
-        seed=args.seed)
+        seed=args.seed, precision=args.precision)
     best = max(history, key=lambda h: h.get("val_mrr", -1)) if history else {}
     print(f"{model_name(model.frames, args.attention, args.head)}: {len(history)} epochs, best val MRR "
           f"{best.get('val_mrr', float('nan')):.4f} at epoch {best.get('epoch')}; saved {args.output}/model.keras")
