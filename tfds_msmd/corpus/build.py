@@ -28,6 +28,7 @@ import time
 from tfds_msmd import layout
 from tfds_msmd.corpus import alignment_check
 from tfds_msmd.corpus import sources
+from tfds_msmd.corpus import varied
 
 TRAIN_SOUNDFONTS = ("FluidR3_GM", "TimGM6mb")
 VALID_SOUNDFONT = "FluidR3_GM"
@@ -45,6 +46,8 @@ CONFIGS = {
     "small": ("small",),
     "full": ("keyboard", "chorales", "quartets", "madrigals"),
     "full_palestrina": ("keyboard", "chorales", "quartets", "madrigals", "palestrina"),
+    # Many collections, engravers, fonts and performance styles; see tfds_msmd/corpus/varied.py.
+    **{name: tuple(c for c, _ in varied.COLLECTIONS) for name in varied.CONFIGS},
 }
 METADATA_FILE = "corpus.json"
 
@@ -77,6 +80,8 @@ def plan(config_name):
     """
     if config_name not in CONFIGS:
         raise ValueError(f"Unknown corpus config {config_name!r}; choose from {sorted(CONFIGS)}.")
+    if config_name in varied.CONFIGS:
+        return [Job(*job) for job in varied.plan(config_name)]
     found = {}
     for name in CONFIGS[config_name]:
         if name == "small":
@@ -175,6 +180,8 @@ def finalize(out_dir, config_name, jobs, results, log=sys.stderr):
         "renders": {k: sorted(v) for k, v in renders.items()},
         "test_performance": layout.performance_name("", *TEST_PERFORMANCE)[1:],
         "failed": {r.piece: r.error for r in results if r.status == "failed"},
+        "collections": {j.source.piece: j.source.collection for j in jobs if j.source.collection},
+        "engravings": {j.source.piece: j.engraving for j in jobs},
         "alignment_check": dataclasses.asdict(alignment_check.check_alignment(out_dir, sorted(done), verbose=False)),
     }
     if log:

@@ -12,6 +12,8 @@ Pieces are split by a hash of their name, so a piece keeps its split when collec
 import copy
 import dataclasses
 import hashlib
+import os
+import re
 
 # Solo keyboard works in the music21 corpus (checked by instrument and part count).
 KEYBOARD = (
@@ -25,7 +27,20 @@ KEYBOARD = (
     "schoenberg/opus19/movement2.mxl",
     "schoenberg/opus19/movement6.mxl",
     "cpebach/h186.mxl",
+    "bach/bwv846.mxl",  # the C major prelude of the Well-Tempered Clavier, among the chorales' bwv files
 )
+# Piano parts (two PartStaffs) of accompanied works: real piano writing without the voice or solo instrument.
+PIANO_PARTS = (
+    ("beach/prayer_of_a_tired_child.musicxml", (4, 5)),
+    ("schubert/Lindenbaum.xml", (1, 2)),
+    ("schumann_robert/dichterliebe_no2.xml", (1, 2)),
+    ("liliuokalani/aloha_oe.mxl", (5, 6)),
+    ("schumann_clara/opus17/movement3.xml", (2, 3)),
+    ("handel/rinaldo/Lascia_chio_pianga.mxl", (1, 2)),
+    ("weber/concertino_clarinet.mxl", (1, 2)),
+)
+# Tune collections that get generated piano accompaniments (`textures`), and how many tunes each gives.
+TUNE_COLLECTIONS = ("ryansMammoth", "essenFolksong", "oneills1850")
 QUARTET_COMPOSERS = ("beethoven", "haydn", "mozart", "schumann_robert")
 # Short chorales that make the small config (and the test fixtures) fast.
 # Their hash splits: bwv365 valid, bwv269 test, the others train.
@@ -50,11 +65,23 @@ class Source:
         piece: MSMD-style piece name `composer__opus__file`.
         path: the music21 corpus path (relative, e.g. "bach/bwv269.mxl") or an absolute file path.
         max_measures: keep only the first `max_measures` measures (0: all); for short test excerpts.
+        parts: indices of the parts to keep (empty: all), e.g. the piano staves of a song.
+        number: the tune's number (ABC `X:`) in a file of several tunes (0: the file is one piece).
+        texture: a `textures.TEXTURES` name: the piece is the source's melody (or a chorale's upper voices)
+            over a generated left hand in that texture.
+        work: the piece name of the work a generated piece is made from; it keeps that work's split, so
+            a chorale and its figurations never fall into different splits.
+        collection: the collection the piece belongs to (for `stats`).
     """
 
     piece: str
     path: str
     max_measures: int = 0
+    parts: tuple = ()
+    number: int = 0
+    texture: str = ""
+    work: str = ""
+    collection: str = ""
 
 
 def piece_name(path, kind):
@@ -87,12 +114,41 @@ def _corpus_paths(composer, suffix=".mxl"):
     return sorted(paths)
 
 
-def collection(name):
-    """The sources of one collection: "keyboard", "chorales", "quartets", "madrigals" or "palestrina"."""
+def collection(name, limit=0):
+    """The sources of one collection.
+
+    Args:
+        name: "keyboard", "piano_parts", "chorales", "quartets", "madrigals", "palestrina", a tune collection
+            of `TUNE_COLLECTIONS` (each tune over a generated accompaniment), or "chorale_figurations"
+            (chorales other than those a limited "chorales" picks, set as keyboard figurations).
+        limit: how many pieces, spread evenly over the collection (0: all).
+    """
+    found = _collection(name, limit)
+    found = found if name == "chorale_figurations" else _spread(found, limit)
+    return [s if s.collection else dataclasses.replace(s, collection=name) for s in found]
+
+
+def _collection(name, limit):
     if name == "keyboard":
-        return [Source(piece_name(p, "piano"), p) for p in KEYBOARD]
+        return [Source(piece_name(p, "piano"), p, collection=name) for p in KEYBOARD]
+    if name == "piano_parts":
+        return [Source(piece_name(p, "piano"), p, parts=parts, collection=name) for p, parts in PIANO_PARTS]
     if name == "chorales":
-        return [Source(piece_name(p, "chorale"), p) for p in _corpus_paths("bach") if p.startswith("bach/bwv")]
+        return [Source(piece_name(p, "chorale"), p, collection=name) for p in _chorale_paths()]
+    if name == "chorale_figurations":
+        picked = _spread(_chorale_paths(), limit, offset=0.5)
+        return [Source(piece_name(p, _texture_of(p)), p, texture=_texture_of(p), work=piece_name(p, "chorale"),
+                       collection=name) for p in picked]
+    if name in TUNE_COLLECTIONS:
+        out = []
+        for path, number in _tunes(name):
+            stem = path.rsplit(".", 1)[0].split("/")[-1] + (f"-{number}" if number else "")
+            texture = _texture_of(f"{path}#{number}")
+            out.append(Source("__".join((name, stem.replace(".", "-").replace(" ", "_"), texture)), path,
+                              number=number, texture=texture, collection=name))
+        return out
+    if name not in ("quartets", "madrigals", "palestrina"):
+        raise ValueError(f"Unknown collection {name!r}.")
     if name == "quartets":
         paths = [p for c in QUARTET_COMPOSERS for p in _corpus_paths(c) if p not in KEYBOARD]
         # Quartets only: Schumann's op. 41 (not the songs), Mozart's K. 80-458 (not the sonata).
@@ -104,15 +160,65 @@ def collection(name):
     if name == "palestrina":
         paths = _corpus_paths("palestrina", ".krn")
         return [Source(piece_name(p, "mass"), p) for p in paths]
-    raise ValueError(f"Unknown collection {name!r}.")
+
+
+def _chorale_paths():
+    return [p for p in _corpus_paths("bach") if p.startswith("bach/bwv") and p not in KEYBOARD]
+
+
+def _texture_of(key):
+    """A fixed texture per work, from a hash of its path (so every texture gets about a quarter)."""
+    from tfds_msmd.corpus import textures
+
+    return textures.TEXTURES[int(hashlib.md5(key.encode()).hexdigest(), 16) % len(textures.TEXTURES)]
+
+
+def _spread(items, limit, offset=0.0):
+    """`limit` items spread evenly over `items` (all of them when limit is 0 or too large).
+
+    With offset 0.5 the picks fall halfway between those of offset 0, so the two selections are disjoint.
+    """
+    if not limit or limit >= len(items):
+        return list(items)
+    return [items[int((i + offset) * len(items) / limit)] for i in range(limit)]
+
+
+def _tunes(name):
+    """(corpus path, tune number) of every tune in a tune collection; number 0 for one-tune files."""
+    import music21
+
+    paths = _corpus_paths(name, ".abc")
+    root = os.path.join(os.path.dirname(music21.__file__), "corpus")
+    tunes = []
+    for path in paths:
+        with open(os.path.join(root, path), encoding="utf-8", errors="replace") as f:
+            numbers = [int(m) for m in re.findall(r"^X:\s*(\d+)", f.read(), re.M)]
+        if len(numbers) <= 1:
+            tunes.append((path, 0))
+        else:
+            tunes += [(path, n) for n in sorted(set(numbers))]
+    return tunes
 
 
 def load_score(source):
     """Parses a source with music21 and returns its grand-staff reduction (a music21 Score)."""
-    from music21 import converter, corpus
+    from music21 import converter, corpus, stream
+
+    from tfds_msmd.corpus import textures
 
     path = source.path
-    score = converter.parse(path) if path.startswith("/") else corpus.parse(path)
+    if path.startswith("/"):
+        score = converter.parse(path)
+    else:
+        score = corpus.parse(path, number=source.number) if source.number else corpus.parse(path)
+    if source.parts:
+        picked = stream.Score()
+        for i in source.parts:
+            picked.insert(0, score.parts[i])
+        score = picked
+    if source.texture:
+        many = len([p for p in score.parts if p.getElementsByClass(stream.Measure)]) >= 3
+        score = (textures.figurate_chorale if many else textures.accompany)(score, source.texture)
     return grand_staff(score, source.max_measures)
 
 

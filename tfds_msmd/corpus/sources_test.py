@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 from music21 import stream
 
@@ -40,7 +42,29 @@ def test_grand_staff_keeps_every_note_in_two_staves_with_voices_from_one():
 
 
 def test_collections_have_the_known_sizes():
-    assert len(sources.collection("keyboard")) == 10
+    keyboard = sources.collection("keyboard")
+    assert len(keyboard) == 11 and "bach__bwv846__piano" in {s.piece for s in keyboard}
+    assert "bach/bwv846.mxl" not in {s.path for s in sources.collection("chorales")}  # a prelude, not a chorale
     assert 380 <= len(sources.collection("chorales")) <= 420
     assert 45 <= len(sources.collection("quartets")) <= 55
     assert 45 <= len(sources.collection("madrigals")) <= 55
+
+
+def test_generated_collections_are_spread_disjoint_and_keep_their_works_split():
+    chorales = sources.collection("chorales", 20)
+    figurations = sources.collection("chorale_figurations", 20)
+    assert len(chorales) == len(figurations) == 20
+    assert not {s.path for s in chorales} & {s.path for s in figurations}
+    assert all(s.texture and s.work.endswith("__chorale") and s.collection == "chorale_figurations"
+               for s in figurations)
+    tunes = sources.collection("oneills1850", 8)
+    assert len({s.piece for s in tunes}) == 8 and all(s.number > 0 and s.texture for s in tunes)
+
+
+def test_piano_parts_and_tunes_load_as_grand_staves():
+    song = sources.load_score(sources.Source("x", "schubert/Lindenbaum.xml", max_measures=3, parts=(1, 2)))
+    assert len(song.parts) == 2 and any(n for n in song.parts[1].recurse().notes)
+    tune = sources.collection("ryansMammoth", 3)[1]
+    score = sources.load_score(dataclasses.replace(tune, max_measures=4))
+    lower = [n for n in score.parts[1].recurse().notes]
+    assert len(score.parts) == 2 and lower and max(p.midi for n in lower for p in n.pitches) <= 62

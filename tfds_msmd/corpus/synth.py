@@ -1,8 +1,20 @@
 """Synthesis: note events at a tempo ratio -> standard MIDI file -> FluidSynth -> mono 22,050 Hz wav.
 
 The fluidsynth command line is used (not pyfluidsynth, whose presence makes `import partitura` try to
-download a SoundFont). Reverb and chorus are off, so a note's energy starts at its onset and the render is
-the same on every run.
+download a SoundFont). FluidSynth's own reverb and chorus are off, so a note's energy starts at its onset and
+the render is the same on every run.
+
+A render is named by its "sound": a SoundFont name alone ("FluidR3_GM": piano program 0, every note at
+velocity 80, the score's timing) or `<SoundFont>-p<program>-<style>`, e.g. "TimGM6mb-p1-expr":
+
+- the program is one of the General MIDI pianos every installed SoundFont has (0 acoustic grand, 1 bright
+  acoustic, 2 electric grand, 3 honky-tonk);
+- style "expr" plays like a pianist (`perform`): a slowly varying tempo, chords spread by a few ms, velocities
+  that follow a phrase-level dynamic curve with accents and vary from note to note, and the sustain pedal
+  changed with the bass;
+- style "room" is "expr" in a room: convolved with a synthetic impulse response (`room`) plus faint noise.
+
+Onsets in the written performance are those of the MIDI file, so onset frames follow the performance exactly.
 """
 
 import os
@@ -18,6 +30,8 @@ SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/
 _TICKS_PER_BEAT = 480
 _US_PER_BEAT = 500_000  # 120 bpm: one tick = 1/960 s, so seconds map to ticks without a tempo map.
 _VELOCITY = 80
+PIANO_PROGRAMS = (0, 1, 2, 3)
+STYLES = ("dry", "expr", "room")
 
 
 def soundfont_path(name):
@@ -48,16 +62,85 @@ def note_events(noteheads, ratio=1.0):
     return np.asarray(events, np.float32).reshape(-1, 5)
 
 
-def write_midi(events, path):
-    """Writes note events (as `note_events` returns) to a type-0 standard MIDI file, piano (program 0)."""
+def parse_sound(sound):
+    """"FluidR3_GM" -> ("FluidR3_GM", 0, "dry"); "TimGM6mb-p1-expr" -> ("TimGM6mb", 1, "expr")."""
+    parts = sound.rsplit("-", 2)
+    if len(parts) == 3 and parts[1].startswith("p") and parts[1][1:].isdigit() and parts[2] in STYLES:
+        return parts[0], int(parts[1][1:]), parts[2]
+    return sound, 0, "dry"
+
+
+def perform(noteheads, ratio=1.0, style="dry", seed=0):
+    """A performance of the noteheads at tempo `ratio`.
+
+    Args:
+        noteheads: `engrave.Notehead`s.
+        ratio: tempo ratio (2.0 plays twice as fast).
+        style: "dry" (the score's timing, velocity 80, no pedal), or "expr"/"room" (expressive; see above).
+        seed: seed of the expressive choices (the same seed gives the same performance).
+
+    Returns:
+        (events, onsets, velocities, pedal): events float32 (n, 5) as `note_events`; the exact onsets in
+        seconds (float64, the MIDI's); int velocities (n,); pedal (time s, down) changes.
+    """
+    onsets = np.array([n.onset for n in noteheads], np.float64) / ratio
+    offsets = onsets + np.array([n.duration for n in noteheads], np.float64) / ratio
+    velocity = np.full(len(noteheads), _VELOCITY)
+    if style == "dry" or not len(noteheads):
+        events = note_events(noteheads, ratio)
+        return events, onsets, velocity, []
+    rng = np.random.default_rng(seed)
+    # Tempo curve: the local tempo drifts by up to about +-12 % over periods of 6-20 s.
+    periods, phases = rng.uniform(6, 20, 2), rng.uniform(0, 2 * np.pi, 2)
+    grid = np.arange(0, offsets.max() + 1.0, 0.01)
+    speed = np.exp(0.08 * np.sin(2 * np.pi * grid / periods[0] + phases[0])
+                   + 0.04 * np.sin(2 * np.pi * grid / periods[1] + phases[1]))
+    warped = np.concatenate([[0.0], np.cumsum(0.01 / speed[:-1])])
+    onsets, offsets = np.interp(onsets, grid, warped), np.interp(offsets, grid, warped)
+    # Chords are not struck at once: each note moves by a few ms (at most 25).
+    onsets = np.maximum(0.0, onsets + np.clip(rng.normal(0, 0.008, len(onsets)), -0.025, 0.025))
+    # Velocity: a dynamic curve over phrases (about pp to f), melody above accompaniment, note-to-note spread.
+    dyn_t = np.arange(0, offsets.max() + 8.0, 4.0)
+    dynamics = np.clip(70 + np.cumsum(rng.normal(0, 8, len(dyn_t))), 40, 105)
+    pitches = np.array([n.pitch for n in noteheads])
+    _, chord_of = np.unique([n.onset for n in noteheads], return_inverse=True)
+    highest = np.full(chord_of.max() + 1, -1)
+    np.maximum.at(highest, chord_of, pitches)
+    top = pitches == highest[chord_of]
+    velocity = np.interp(onsets, dyn_t, dynamics) + 8 * top + rng.normal(0, 5, len(onsets))
+    velocity = np.clip(np.round(velocity), 20, 120).astype(int)
+    events = np.stack([onsets, pitches, offsets - onsets, [n.staff for n in noteheads],
+                       np.zeros(len(onsets))], axis=1).astype(np.float32)
+    # Sustain pedal: changed (up, then down) just after each new bass note at least 0.4 s after the last.
+    pedal, last = [], -np.inf
+    for t in np.sort(onsets[np.array([n.staff == 1 for n in noteheads])]):
+        if t - last >= 0.4:
+            pedal += [(max(0.0, t - 0.01), False), (t + 0.06, True)]
+            last = t
+    return events, onsets, velocity, pedal
+
+
+def write_midi(events, path, velocities=None, pedal=(), program=0):
+    """Writes note events (as `note_events` returns) to a type-0 standard MIDI file.
+
+    Args:
+        events: float32 (n, 5) note events.
+        path: output path.
+        velocities: per-event velocities (default 80 for all).
+        pedal: (time s, down) sustain-pedal changes.
+        program: General MIDI program (0-7 are pianos).
+    """
     messages = []
-    for onset, pitch, duration, _, channel in events:
+    velocities = np.full(len(events), _VELOCITY) if velocities is None else velocities
+    for (onset, pitch, duration, _, channel), vel in zip(events, velocities):
         on, off = round(onset * 960), round((onset + max(duration, 0.01)) * 960)
         # Sort key puts note-offs before note-ons at equal ticks: a repeated pitch re-attacks.
-        messages.append((on, 1, bytes([0x90 | int(channel), int(pitch), _VELOCITY])))
+        messages.append((on, 1, bytes([0x90 | int(channel), int(pitch), int(vel)])))
         messages.append((off, 0, bytes([0x80 | int(channel), int(pitch), 0])))
+    for t, down in pedal:
+        messages.append((round(t * 960), 0, bytes([0xB0, 64, 127 if down else 0])))
     messages.sort(key=lambda m: (m[0], m[1], m[2]))
-    track = bytearray(b"\x00\xff\x51\x03" + _US_PER_BEAT.to_bytes(3, "big") + b"\x00\xc0\x00")
+    track = bytearray(b"\x00\xff\x51\x03" + _US_PER_BEAT.to_bytes(3, "big") + b"\x00\xc0" + bytes([program]))
     tick = 0
     for t, _, msg in messages:
         track += _varlen(t - tick) + msg
@@ -77,7 +160,7 @@ def _varlen(value):
     return bytes(reversed(out))
 
 
-def render(midi_path, soundfont, wav_path, timeout=1800):
+def render(midi_path, soundfont, wav_path, timeout=1800, room_seed=None):
     """Renders a MIDI file with FluidSynth to a mono 16-bit wav at 22,050 Hz.
 
     Args:
@@ -85,6 +168,7 @@ def render(midi_path, soundfont, wav_path, timeout=1800):
         soundfont: SoundFont name (see `soundfont_path`) or path.
         wav_path: output wav path.
         timeout: seconds before the fluidsynth process is killed.
+        room_seed: if given, the dry render is played in a room (`room`) made from this seed.
 
     Raises:
         RuntimeError: if fluidsynth fails or writes no audio.
@@ -105,4 +189,37 @@ def render(midi_path, soundfont, wav_path, timeout=1800):
         signal, sr = soundfile.read(stereo, dtype="float32", always_2d=True)
     if sr != SAMPLE_RATE or not len(signal):
         raise RuntimeError(f"fluidsynth wrote {len(signal)} samples at {sr} Hz.")
-    soundfile.write(wav_path, np.clip(signal.mean(axis=1), -1, 1), SAMPLE_RATE, subtype="PCM_16")
+    mono = signal.mean(axis=1)
+    if room_seed is not None:
+        mono = room(mono, room_seed)
+    soundfile.write(wav_path, np.clip(mono, -1, 1), SAMPLE_RATE, subtype="PCM_16")
+
+
+def room(signal, seed):
+    """A dry signal in a room: convolved with a synthetic impulse response, plus faint noise.
+
+    The impulse response is the direct sound, a few early reflections (3-25 ms) and a diffuse tail of
+    exponentially decaying noise (RT60 0.3-1.2 s, darker as it decays); the noise is low-passed white noise
+    35-50 dB below the signal. Direct sound comes first and loudest, so onsets stay where the MIDI has them.
+    """
+    import scipy.signal
+
+    rng = np.random.default_rng(seed)
+    rt60 = rng.uniform(0.3, 1.2)
+    n = int(rt60 * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    tail = rng.normal(0, 1, n) * np.exp(-6.9 * t / rt60)
+    tail = scipy.signal.lfilter([0.3], [1, -0.7], tail)  # high frequencies die first
+    ir = np.zeros(n)
+    ir[0] = 1.0
+    for delay, gain in zip(rng.uniform(0.003, 0.025, 4), rng.uniform(0.1, 0.4, 4)):
+        ir[int(delay * SAMPLE_RATE)] += gain
+    wet = rng.uniform(0.1, 0.35)
+    start = int(0.01 * SAMPLE_RATE)  # the diffuse tail starts after the direct sound
+    ir[start:] += wet * tail[:n - start] / np.sqrt(np.sum(tail ** 2))
+    out = scipy.signal.fftconvolve(signal, ir)[:len(signal) + n // 2]
+    noise = scipy.signal.lfilter([0.5], [1, -0.5], rng.normal(0, 1, len(out)))
+    snr_db = rng.uniform(35, 50)
+    rms = np.sqrt(np.mean(out ** 2)) or 1.0
+    out = out + noise * rms / np.sqrt(np.mean(noise ** 2)) * 10 ** (-snr_db / 20)
+    return (out / max(1.0, np.abs(out).max() / 0.95)).astype(np.float32)

@@ -59,3 +59,51 @@ def test_render_writes_mono_22050_audio_that_sounds_at_the_notes(tmp_path):
 def test_missing_soundfont_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="NoSuchFont"):
         synth.soundfont_path("NoSuchFont")
+
+
+def test_parse_sound():
+    assert synth.parse_sound("FluidR3_GM") == ("FluidR3_GM", 0, "dry")
+    assert synth.parse_sound("MuseScore_General-p2-room") == ("MuseScore_General", 2, "room")
+
+
+def _two_staves():
+    import dataclasses
+
+    return [dataclasses.replace(h, staff=int(h.pitch < 60)) for h in _heads()]
+
+
+def test_dry_performance_is_the_score_and_expressive_ones_vary_but_keep_the_notes():
+    heads = _two_staves()
+    events, onsets, velocity, pedal = synth.perform(heads, 1.0, "dry")
+    np.testing.assert_array_equal(events, synth.note_events(heads))
+    assert set(velocity) == {80} and pedal == []
+    events, onsets, velocity, pedal = synth.perform(heads * 8, 1.0, "expr", seed=3)
+    again = synth.perform(heads * 8, 1.0, "expr", seed=3)
+    np.testing.assert_array_equal(onsets, again[1])
+    score = np.array([h.onset for h in heads * 8])
+    assert 0 < np.abs(onsets - score).max() < 0.3 and len(set(velocity)) > 5
+    np.testing.assert_allclose(events[:, 0], onsets, atol=1e-6)  # the MIDI's onsets are the written ones
+    assert np.array_equal(events[:, 1], [h.pitch for h in heads * 8]) and pedal
+
+
+def test_room_adds_a_tail_but_keeps_the_onset():
+    signal = np.zeros(22050, np.float32)
+    signal[1000:1100] = np.hanning(100)
+    wet = synth.room(signal, seed=1)
+    assert np.argmax(np.abs(wet) > 0.05) in range(1000, 1100)  # direct sound first
+    assert np.abs(wet[3000:8000]).max() > 1e-3 > np.abs(signal[3000:8000]).max()  # reverberant tail
+
+
+def test_program_and_velocity_reach_the_midi_file(tmp_path):
+    from music21 import midi
+
+    events, _, velocity, pedal = synth.perform(_two_staves(), 1.0, "expr", seed=1)
+    synth.write_midi(events, tmp_path / "x.midi", velocity, pedal, program=2)
+    mf = midi.MidiFile()
+    mf.open(str(tmp_path / "x.midi"))
+    mf.read()
+    mf.close()
+    programs = [e.data for e in mf.tracks[0].events if e.type == midi.ChannelVoiceMessages.PROGRAM_CHANGE]
+    velocities = [e.velocity for e in mf.tracks[0].events if e.isNoteOn() and e.velocity > 0]
+    pedals = [e for e in mf.tracks[0].events if e.type == midi.ChannelVoiceMessages.CONTROLLER_CHANGE]
+    assert programs == [2] and sorted(velocities) == sorted(velocity.tolist()) and pedals

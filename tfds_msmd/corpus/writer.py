@@ -5,6 +5,7 @@ The folder is assembled under `<root>/.partial/` and renamed into place only whe
 rerun can skip every piece folder that exists.
 """
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -27,7 +28,8 @@ def write_piece(root, piece, engraving, renders, keep_audio=True):
         root: corpus root folder.
         piece: piece name, `composer__opus__file`.
         engraving: an `engrave.Engraving`.
-        renders: (tempo ratio, SoundFont name) pairs, one performance each.
+        renders: (tempo ratio, sound) pairs, one performance each; a sound is a SoundFont name or
+            `<SoundFont>-p<program>-<style>` (see `synth`).
         keep_audio: keep `<piece>.wav` in each performance folder (real MSMD ships none).
 
     Returns:
@@ -46,14 +48,16 @@ def write_piece(root, piece, engraving, renders, keep_audio=True):
             name = layout.performance_name(piece, ratio, soundfont)
             perf_path = os.path.join(tmp, "performances", name)
             os.makedirs(perf_path)
-            events = synth.note_events(heads, ratio)
+            font, program, style = synth.parse_sound(soundfont)
+            # Expressive choices are seeded by the performance name: every rebuild plays the same way.
+            seed = int(hashlib.md5(name.encode()).hexdigest()[:8], 16)
+            events, seconds, velocities, pedal = synth.perform(heads, ratio, style, seed)
             midi, wav = os.path.join(tmp, "render.midi"), os.path.join(tmp, "render.wav")
-            synth.write_midi(events, midi)
-            synth.render(midi, soundfont, wav)
+            synth.write_midi(events, midi, velocities, pedal, program)
+            synth.render(midi, font, wav, room_seed=seed if style == "room" else None)
             spec = audio.spectrogram(audio.load_audio(wav))
             # From the exact seconds, not the float32 events: onsets on the 50 ms grid are common, and
             # float32 rounding would push some to the next frame.
-            seconds = np.array([n.onset for n in heads]) / ratio
             onsets = np.ceil(np.round(seconds * FPS, 6)).astype(np.int64)
             layout.write_performance(perf_path, piece, midi, spec, events, onsets, wav if keep_audio else None)
             for i, d in enumerate(data):
