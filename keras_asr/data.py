@@ -131,6 +131,9 @@ class PairPool:
             `notehead_x` (k,).
     """
 
+    # Strength of `keras_asr.page_augment` on training snippets of `dataset` (0: off; 1: its full ranges).
+    page_augment = 0.0
+
     def __init__(self, examples):
         examples = [_as_dict(e) for e in examples]
         if not examples:
@@ -294,7 +297,7 @@ class PairPool:
         sheet = tf.reduce_mean(tf.reshape(window, (k, rows_n // 2, 2, cols_n // 2, 2)), axis=(2, 4)) / 255.0
         return {"spectrogram": spec, "sheet": sheet}
 
-    def dataset(self, context, batch_size=100, training=False, n=EVAL_PAIRS, seed=None):
+    def dataset(self, context, batch_size=100, training=False, n=EVAL_PAIRS, seed=None, threads=None):
         """A batched `tf.data.Dataset` of pairs, {"spectrogram": (B, 92, C), "sheet": (B, 80, 100)}.
 
         Args:
@@ -304,6 +307,9 @@ class PairPool:
                 evaluation set once, in order.
             n: size of the evaluation set.
             seed: seed of the training stream (None: a different stream each time).
+            threads: None (tf.data's autotuned pool, one thread per core), or the size of a private thread
+                pool for the training stream. A batch takes milliseconds to cut, so on a few cores one thread
+                keeps the model fed without taking cores from the train step.
         """
         import tensorflow as tf
 
@@ -316,10 +322,22 @@ class PairPool:
                 shift = tf.floor(u[:, 0] * (2 * MAX_SHIFT + 1)) - MAX_SHIFT
                 scale = SCALE_RANGE[0] + u[:, 1] * (SCALE_RANGE[1] - SCALE_RANGE[0])
                 jitter = tf.cast(tf.floor(u[:, 2] * (2 * MAX_JITTER + 1)), tf.int64) - MAX_JITTER
-                return self._tf_batch(tf.math.floormod(r, num), context, shift, scale, jitter)
+                batch = self._tf_batch(tf.math.floormod(r, num), context, shift, scale, jitter)
+                if self.page_augment:  # opt-in: degrade snippets as real pages are (keras_asr.page_augment)
+                    from keras_asr import page_augment
+
+                    batch = page_augment.augment_pairs(batch, r[-2:], self.page_augment)
+                return batch
 
             ds = tf.data.Dataset.random(seed=seed).batch(batch_size, drop_remainder=True)
-            return ds.map(draw, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+            if threads is None:
+                return ds.map(draw, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+            options = tf.data.Options()
+            options.threading.private_threadpool_size = threads
+            options.threading.max_intra_op_parallelism = 1
+            options.autotune.enabled = False  # the autotuner's own work competes with the train step
+            ds = ds.map(draw, num_parallel_calls=threads).prefetch(2)
+            return ds.with_options(options)
 
         def fixed(i):
             zeros = tf.zeros_like(i, tf.float64)

@@ -104,6 +104,10 @@ class CCAProjection(keras.layers.Layer):
     """
 
     def __init__(self, regularization=1e-3, momentum=0.99, **kwargs):
+        # Always float32, whatever the global policy: Cholesky and SVD have no bfloat16 kernels, and the
+        # batch covariances of 32-d features need more than bfloat16's 8 mantissa bits. Under
+        # `mixed_bfloat16` the inputs are cast up here and the moving statistics stay float32.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.regularization = float(regularization)
         self.momentum = float(momentum)

@@ -89,8 +89,9 @@ class RetrievalModel(keras.Model):
             frames, attention=attention, head=head, weight_decay=weight_decay, name="audio_tower"
         )
         cca = CCAProjection(regularization=cca_regularization, momentum=cca_momentum, name="cca")
-        sheet_normalize = layers.UnitNormalization(name="sheet_l2")
-        audio_normalize = layers.UnitNormalization(name="audio_l2")
+        # float32 from the CCA on, under any precision policy: the loss and retrieval compare cosines.
+        sheet_normalize = layers.UnitNormalization(name="sheet_l2", dtype="float32")
+        audio_normalize = layers.UnitNormalization(name="audio_l2", dtype="float32")
 
         # === Functional Model ===
         sheet = keras.Input(shape=SHEET_SHAPE, name="sheet")
@@ -165,13 +166,20 @@ class RetrievalModel(keras.Model):
         }
 
 
-def build_model(context="SC", attention=False, head="dense", **kwargs):
+# `build_model(precision=...)`: "float32", or bfloat16 convolutions with float32 weights ("mixed_bfloat16").
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def build_model(context="SC", attention=False, head="dense", precision=None, **kwargs):
     """Builds the retrieval model of the paper (see `RetrievalModel`).
 
     Args:
         context: `"SC"` (42 frames), `"MC"` (84), `"LC"` (168) or a multiple of 16 frames.
         attention: add the soft-attention pathway (`+ AT` in the paper).
         head: `"dense"` (BL2) or `"gap"` (BL1).
+        precision: None (the global Keras dtype policy), `"float32"` or `"mixed_bfloat16"`: the encoders
+            then compute in bfloat16 with float32 weights, while the CCA layer, its moving statistics, the
+            L2 normalisation and the loss stay float32. The policy is saved with the model.
         **kwargs: further `RetrievalModel` arguments.
 
     Returns:
@@ -179,11 +187,21 @@ def build_model(context="SC", attention=False, head="dense", **kwargs):
 
     Example:
     ```python
-    model = keras_asr.build_model(context="LC", attention=True)
+    model = keras_asr.build_model(context="LC", attention=True, precision="mixed_bfloat16")
     model.compile(optimizer=keras.optimizers.Adam(0.002), loss=keras_asr.PairwiseRankingLoss())
     ```
     """
-    return RetrievalModel(context=context, attention=attention, head=head, **kwargs)
+    if precision is None:
+        return RetrievalModel(context=context, attention=attention, head=head, **kwargs)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}.")
+    # Layers take the global policy when they are created; set it for the build only.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        return RetrievalModel(context=context, attention=attention, head=head, **kwargs)
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def compile_model(model, learning_rate=0.002, margin=0.7, **kwargs):

@@ -115,3 +115,24 @@ def test_saved_model_export_serves_the_same_embeddings(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "served ok" in result.stdout
+
+
+def test_mixed_bfloat16_trains_with_a_float32_cca():
+    model = keras_asr.compile_model(keras_asr.build_model(context=16, precision="mixed_bfloat16"))
+    conv = model.get_layer("audio_tower").get_layer("audio_block1a_conv")
+    assert (conv.compute_dtype, conv.kernel.dtype) == ("bfloat16", "float32")
+    assert model.cca.compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the build left the global policy alone
+    pairs = real_pairs(200, 16)
+    mean_before = keras.ops.convert_to_numpy(model.cca.mean_y)
+    history = model.fit(pairs, batch_size=100, epochs=2, shuffle=False, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert history.history["loss"][1] < history.history["loss"][0]
+    # The moving statistics stay float32 and moved; the embeddings leave the model in float32.
+    assert all(v.dtype == "float32" for v in model.cca.non_trainable_weights)
+    assert np.abs(keras.ops.convert_to_numpy(model.cca.mean_y) - mean_before).max() > 0
+    out = model.predict_on_batch({k: v[:100] for k, v in pairs.items()})
+    assert keras.backend.standardize_dtype(out["audio_embedding"].dtype) == "float32"
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(out["audio_embedding"])))
+    with pytest.raises(ValueError, match="precision"):
+        keras_asr.build_model(context=16, precision="float16")
