@@ -46,3 +46,19 @@ def test_augment_pairs_leaves_the_audio_alone(snippets):
     out = page_augment.augment_pairs({"sheet": tf.constant(snippets), "spectrogram": tf.constant(spec)},
                                      tf.constant([1, 1]))
     np.testing.assert_array_equal(out["spectrogram"].numpy(), spec)
+
+
+def test_pair_pool_applies_it_to_training_batches_only_when_asked(tmp_path):
+    from keras_asr import data
+    from tfds_msmd import layout
+    from tfds_msmd.corpus import testing
+
+    testing.make_tiny_corpus(tmp_path, n_pieces=1, max_measures=3, renders=testing.TINY_RENDERS[:1])
+    records = layout.read_piece(str(tmp_path / "bach__bwv269__chorale"))
+    examples = [dict(piece=r.piece, performance=r.performance, strip=r.strip, spectrogram=r.spectrogram,
+                     onset_frames=r.onset_frames, notehead_x=r.notehead_x) for r in records]
+    plain, degraded = data.PairPool(examples), data.PairPool(examples)
+    degraded.page_augment = 1.0
+    a, b = (next(iter(p.dataset(42, batch_size=8, training=True, seed=1))) for p in (plain, degraded))
+    np.testing.assert_array_equal(a["spectrogram"].numpy(), b["spectrogram"].numpy())
+    assert np.abs(a["sheet"].numpy() - b["sheet"].numpy()).mean() > 0.005

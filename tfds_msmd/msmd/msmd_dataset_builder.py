@@ -83,18 +83,15 @@ class MsmdConfig(tfds.core.BuilderConfig):
 
 
 def _offline_config(name, description):
-    from tfds_msmd.corpus import build
+    from tfds_msmd.corpus import build, varied
 
-    return MsmdConfig(
-        name=name,
-        description=description,
-        corpus=name,
+    settings = varied.SETTINGS.get(name) or dict(
         train_soundfonts=build.TRAIN_SOUNDFONTS,
         train_ratios=(min(build.TRAIN_RATIOS), max(build.TRAIN_RATIOS)),
         valid_performance=(1.0, build.VALID_SOUNDFONT),
         test_performance=build.TEST_PERFORMANCE,
-        split_file="split.yaml",
     )
+    return MsmdConfig(name=name, description=description, corpus=name, split_file="split.yaml", **settings)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -113,6 +110,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         ),
         _offline_config("small", "Offline corpus, a few short pieces (minutes to build)."),
         _offline_config("full", "Offline corpus, every usable music21 corpus piece (hours to build)."),
+        _offline_config("varied", "Offline corpus of many collections, engravers and performance styles."),
+        _offline_config("varied_wide", "The varied corpus with training tempo ratios 0.5-2.0."),
+        _offline_config("varied_heldout", "The varied corpus' test pieces, engraved and played in held-out ways."),
     ]
     DEFAULT_CONFIG_NAME = "small"
 
