@@ -30,6 +30,7 @@ import os
 import pathlib
 import re
 import secrets
+import shutil
 import zipfile
 
 import numpy as np
@@ -292,8 +293,11 @@ class SnippetIndex:
             for path in written:
                 path.unlink(missing_ok=True)
             if isinstance(e, OSError):
+                # numpy reports a full disk as "N requested and M written": say how much room there is.
+                free = shutil.disk_usage(directory).free / 2**20
                 kept = "the index there is unchanged" if previous else "nothing was written"
-                raise OSError(f"Cannot write the index at {directory}: {e.strerror or e}; {kept}.") from e
+                raise OSError(f"Cannot write the index at {directory}: {e.strerror or e} ({free:.0f} MiB free on "
+                              f"its disk); {kept}.") from e
             raise
         atomic.fsync(directory)
         # The old parts go last; a process that memory-mapped them keeps reading them (POSIX unlink semantics).

@@ -172,18 +172,21 @@ def test_damaged_indexes_are_one_line_naming_the_file(library, capsys, tmp_path)
     garbage = damaged("garbage", lambda d: (d / "header.json").write_text('{"format": "keras-asr-snip'))
     one_line_error(capsys, f"{garbage / 'header.json'} is not valid JSON", "query", "--index", garbage, recording)
 
-    # A version-1 index whose parts disagree (the mix a kill could leave before): an error, never an answer.
-    def mixed(d):
-        np.save(d / "embeddings.npy", np.load(d / header["files"]["embeddings"])[:5])
+    # The layout of version 1 (fixed part names, collection.json) still loads...
+    def version_1(d, rows=None):
+        np.save(d / "embeddings.npy", np.load(d / header["files"]["embeddings"])[:rows])
         os.rename(d / header["files"]["metadata"], d / "metadata.npz")
         os.remove(d / header["files"]["embeddings"])
         old = {k: v for k, v in header.items() if k not in ("files", "sizes", "collection")}
         (d / "header.json").write_text(json.dumps({**old, "format_version": 1}))
         (d / "collection.json").write_text(json.dumps(header["collection"]))
 
-    version_1 = damaged("mixed", mixed)
+    code, out, err = run(capsys, "query", "--index", damaged("version_1", version_1), recording, "--excerpts", 4)
+    assert code == 0 and "Pieces, by" in out, err
+    # ... and where its parts disagree (the mix a kill could leave then) it is an error, never an answer.
+    mixed = damaged("mixed", lambda d: version_1(d, rows=5))
     one_line_error(capsys, f"embeddings of shape (5, 32), but header.json says ({header['count']}, 32)", "query",
-                   "--index", version_1, recording)
+                   "--index", mixed, recording)
 
 
 def test_a_plot_that_cannot_be_written_keeps_the_ranking(library, capsys, tmp_path):
