@@ -8,7 +8,7 @@ A render is named by its "sound": a SoundFont name alone ("FluidR3_GM": piano pr
 velocity 80, the score's timing) or `<SoundFont>-p<program>-<style>`, e.g. "TimGM6mb-p1-expr":
 
 - the program is one of the General MIDI pianos every installed SoundFont has (0 acoustic grand, 1 bright
-  acoustic, 2 electric grand, 3 honky-tonk);
+  acoustic, 2 electric grand; FluidR3_GM and TimGM6mb have no honky-tonk, and a missing preset is silent);
 - style "expr" plays like a pianist (`perform`): a slowly varying tempo, chords spread by a few ms, velocities
   that follow a phrase-level dynamic curve with accents and vary from note to note, and the sustain pedal
   changed with the bass;
@@ -30,7 +30,7 @@ SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/
 _TICKS_PER_BEAT = 480
 _US_PER_BEAT = 500_000  # 120 bpm: one tick = 1/960 s, so seconds map to ticks without a tempo map.
 _VELOCITY = 80
-PIANO_PROGRAMS = (0, 1, 2, 3)
+PIANO_PROGRAMS = (0, 1, 2)
 STYLES = ("dry", "expr", "room")
 
 

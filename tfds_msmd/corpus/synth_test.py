@@ -107,3 +107,15 @@ def test_program_and_velocity_reach_the_midi_file(tmp_path):
     velocities = [e.velocity for e in mf.tracks[0].events if e.isNoteOn() and e.velocity > 0]
     pedals = [e for e in mf.tracks[0].events if e.type == midi.ChannelVoiceMessages.CONTROLLER_CHANGE]
     assert programs == [2] and sorted(velocities) == sorted(velocity.tolist()) and pedals
+
+
+@pytest.mark.parametrize("soundfont", ["FluidR3_GM", "TimGM6mb"])
+def test_every_piano_program_sounds_in_the_training_soundfonts(tmp_path, soundfont):
+    import soundfile
+
+    # A preset the SoundFont lacks renders silence, which would leave noteheads without sound.
+    for program in synth.PIANO_PROGRAMS:
+        synth.write_midi(synth.note_events(_heads()[:1]), tmp_path / "x.midi", program=program)
+        synth.render(tmp_path / "x.midi", soundfont, tmp_path / "x.wav")
+        signal, _ = soundfile.read(tmp_path / "x.wav")
+        assert np.abs(signal).max() > 0.01, program
