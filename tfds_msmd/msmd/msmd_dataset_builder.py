@@ -23,7 +23,6 @@ Build (after `pip install -e .`), from any directory:
 """
 
 import dataclasses
-import os
 
 from etils import epath
 import numpy as np
@@ -208,7 +207,7 @@ def _read_split_file(root, path):
     if not all(isinstance(piece, str) for pieces in split.values() for piece in pieces) or not any(split.values()):
         raise MsmdDataError(f"{path} is not a split file: expected the keys train, valid and test, each a list "
                             "of piece folder names.")
-    missing = [piece for pieces in split.values() for piece in pieces if not os.path.isdir(os.path.join(root, piece))]
+    missing = [piece for pieces in split.values() for piece in pieces if not (epath.Path(root) / piece).is_dir()]
     if missing:
         raise MsmdDataError(f"{len(missing)} piece(s) listed in {path} have no folder in {root} (e.g. "
                             f"{missing[0]}): is the manual directory complete?")
