@@ -21,7 +21,7 @@ import hashlib
 from tfds_msmd.corpus import sources, synth
 
 COLLECTIONS = (("keyboard", 0), ("piano_parts", 0), ("chorales", 100), ("chorale_figurations", 100),
-               ("quartets", 20), ("madrigals", 25), ("ryansMammoth", 80), ("essenFolksong", 80),
+               ("quartets", 5), ("madrigals", 25), ("ryansMammoth", 80), ("essenFolksong", 80),
                ("oneills1850", 80))
 TRAIN_SETUPS = ("verovio", "verovio-bravura", "verovio-leland", "verovio-gootville", "lilypond")
 HELDOUT_SETUPS = ("verovio-petaluma", "lilypond-18")
