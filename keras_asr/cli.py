@@ -64,7 +64,9 @@ def build_parser():
     p.add_argument("--excerpts", type=_positive_int, default=100, help="evenly spaced excerpts (100)")
     p.add_argument("--top", type=_positive_int, default=25, help="snippets retrieved per excerpt (25)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p.add_argument("--plot", metavar="FILE", help="draw the best page with the matched regions (PNG, PDF, SVG)")
+    p.add_argument("--plot", metavar="FILE", help="draw the path through the best piece's pages (PNG, PDF, SVG)")
+    p.add_argument("--video", metavar="FILE", help="write a score-following video with the recording's sound (.mp4; "
+                                                  "needs ffmpeg)")
 
     p = commands.add_parser("index-audio", help="index recordings for sheet-to-audio search",
                             description="Embed audio excerpts every --hop frames (20 per second) of recordings; "
@@ -161,6 +163,13 @@ def _query(args):
         except (OSError, ValueError, RuntimeError) as e:  # the ranking is still printed below
             _log(f"{PROG}: error: cannot draw {args.plot}: {e}")
             status = 1
+    if args.video:
+        try:
+            made = retrieval.follow_video(result, collection.get("sources", {}), args.audio, args.video)
+            _log(f"{args.video}: {made['seconds']:.1f} s following {made['piece']}")
+        except (OSError, ValueError, RuntimeError) as e:  # the ranking is still printed below
+            _log(f"{PROG}: error: cannot write {args.video}: {e}")
+            status = 1
     if args.json:
         output = {"audio": os.path.abspath(args.audio), "index": os.path.abspath(args.index),
                   "model_id": encoders.model_id, "match": result["match"], "pieces": result["pieces"],
@@ -242,7 +251,10 @@ def main(argv=None):
     except BrokenPipeError:
         # The reader of stdout went away (`keras-asr query --json ... | head`): not an error of ours. Point
         # stdout at /dev/null so that the interpreter's final flush does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is no file (captured): nothing will flush into a closed pipe
+            pass
         return 0
     except SystemExit as e:  # keras_asr.pretrained.main reports its errors this way
         if isinstance(e.code, str):

@@ -7,6 +7,7 @@ wrong answer. The inputs are small and real: the committed fixture's engraved pa
 """
 
 import glob
+import io
 import json
 import os
 import re
@@ -195,6 +196,16 @@ def test_a_plot_that_cannot_be_written_keeps_the_ranking(library, capsys, tmp_pa
                          "--plot", tmp_path / "no" / "such" / "folder" / "q.png")
     assert code == 1 and "cannot draw" in err and "Traceback" not in err, err
     assert "Pieces, by" in out and "page 1 system 1" in out, out  # the ranking and the excerpts' locations
+
+
+def test_a_reader_that_goes_away_is_not_an_error(library, capsys, monkeypatch):
+    class ClosedPipe(io.TextIOBase):  # stdout of `keras-asr query --json ... | head -1` once head has exited
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["query", "--index", str(library[0]), str(library[1]), "--excerpts", "4", "--json"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_out_refuses_a_folder_that_is_not_an_index_of_its_kind(model, library, capsys, tmp_path):
