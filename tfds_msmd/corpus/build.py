@@ -8,6 +8,8 @@ MuseScore_General):
 - test: MuseScore_General, held out from training and validation, at 1.00 (the test performance) and at
   0.50, 0.66, 1.33, 2.00 (with 1.00: the tempo-robustness renders of the paper's Table 3).
 
+The `varied` configs (`varied.py`) plan their own engraving setup and renders per piece.
+
 `build_piece` is self-contained and idempotent (a finished piece folder is never redone), so a Beam pipeline
 or a process pool can call it once per piece: `jobs = plan(config)`, `results = [build_piece(j, out) for j in
 jobs]`, then `finalize(out, config, jobs, results)`; `build_corpus` does all three with a process pool.

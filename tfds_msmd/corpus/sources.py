@@ -1,6 +1,6 @@
 """Score sources of the offline corpus: which music21 corpus works, their grand-staff reduction, the split.
 
-MSMD is piano music on a grand staff. The music21 corpus ships about ten solo keyboard pieces; its larger
+MSMD is piano music on a grand staff. The music21 corpus ships eleven solo keyboard pieces; its larger
 collections (Bach chorales, string quartets, Monteverdi madrigals, Palestrina masses) are ensemble scores,
 reduced here to two staves: the upper half of the parts, one voice each, on a treble staff and the lower
 half on a bass staff. Every source part becomes its own music21 voice, numbered from 1 on each staff
