@@ -47,7 +47,8 @@ HEADER_FILE = "header.json"
 COLLECTION_FILE = "collection.json"  # the collection of a version-1 index
 _VERSION_1_FILES = {"embeddings": "embeddings.npy", "metadata": "metadata.npz"}
 # Parts of this module's writes: `<role>-<token>.<suffix>`, and the fixed names of version 1.
-_PART = re.compile(r"(embeddings|metadata|hnsw|ivf)-[0-9a-f]{16}\.(npy|npz|faiss)|header\.json\.[0-9a-f]{16}\.tmp")
+_PART = re.compile(r"(embeddings|metadata|hnsw|ivf)-[0-9a-f]{16}\.(npy|npz|faiss)"
+                   r"|\.header\.json\.[0-9a-f]{16}\.tmp")
 _VERSION_1_PARTS = {"embeddings.npy", "metadata.npz", "hnsw.faiss", "ivf.faiss", COLLECTION_FILE}
 
 # The metadata columns that make an index of each kind, with what the kind indexes and the command that builds it.
@@ -284,11 +285,8 @@ class SnippetIndex:
                 "sizes": {name: (directory / name).stat().st_size for name in files.values()},
                 "collection": collection or {},
             }
-            temporary = directory / f"{HEADER_FILE}.{token}.tmp"
-            written.append(temporary)
-            temporary.write_text(json.dumps(header, indent=2) + "\n")
-            atomic.fsync(temporary)
-            os.replace(temporary, directory / HEADER_FILE)  # the commit
+            with atomic.written_beside(directory / HEADER_FILE) as temporary:  # the commit
+                pathlib.Path(temporary).write_text(json.dumps(header, indent=2) + "\n")
         except BaseException as e:  # Ctrl-C included: take back the parts of this write, keep the old index
             for path in written:
                 path.unlink(missing_ok=True)
@@ -299,7 +297,6 @@ class SnippetIndex:
                 raise OSError(f"Cannot write the index at {directory}: {e.strerror or e} ({free:.0f} MiB free on "
                               f"its disk); {kept}.") from e
             raise
-        atomic.fsync(directory)
         # The old parts go last; a process that memory-mapped them keeps reading them (POSIX unlink semantics).
         for path in directory.iterdir():
             stale = _PART.fullmatch(path.name) or (previous is not None and path.name in _VERSION_1_PARTS)

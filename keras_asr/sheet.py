@@ -5,8 +5,8 @@ pdfium) and symbolic scores (MusicXML, MEI, Humdrum, ABC; engraved on the fly wi
 so that a score that crashes or hangs verovio costs only that file). Pages are scaled to MSMD's width of 835 px,
 where verovio's default engraving has the same staff space as MSMD's LilyPond pages (about 7 px). Pages are
 deskewed (up to `MAX_SKEW` degrees), staff systems are found with plain image processing, every system becomes
-a 200-row strip centred on it, the strips are concatenated left to right (the "unrolled score"), and fixed-size snippets are cut from the
-strip for the sheet encoder.
+a 200-row strip centred on it, the strips are concatenated left to right (the "unrolled score"), and fixed-size
+snippets are cut from the strip for the sheet encoder.
 
 Images are float32 arrays in [0, 1] with white = 1 throughout.
 
