@@ -176,3 +176,16 @@ def test_blank_page_raises(mazurka):
 def test_unknown_file_type_raises(tmp_path):
     with pytest.raises(ValueError, match="Don't know how to read"):
         sheet.load_pages(tmp_path / "notes.txt")
+
+
+def test_engraving_runs_apart_and_is_stopped_when_it_hangs(chorale, tmp_path):
+    path = chorale[0]
+    # The worker process is killed at the timeout (here far below the second it needs): the caller survives.
+    with pytest.raises(sheet.EngravingError, match="took more than 0.01 s"):
+        sheet.engrave_svg(path, timeout=0.01)
+    crash = tmp_path / "x1.abc"
+    crash.write_text("X:1\n")  # verovio segfaults on this
+    with pytest.raises(sheet.EngravingError, match="verovio crashed \\(SIGSEGV\\)"):
+        sheet.load_pages(crash)
+    with pytest.raises(FileNotFoundError, match="No score file at"):
+        sheet.load_pages(tmp_path / "missing.musicxml")
