@@ -39,6 +39,7 @@ SNIPPET_HOP = 50  # px between snippet centres in a piece-identification databas
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
 SCORE_SUFFIXES = {".xml", ".musicxml", ".mxl", ".mei", ".krn", ".hmd", ".abc"}
+XML_SUFFIXES = {".xml", ".musicxml", ".mei"}
 
 
 class NoStaffSystemsError(ValueError):
@@ -98,11 +99,25 @@ def load_pages(path, page_width=PAGE_WIDTH):
     if suffix == ".pdf":
         return load_pdf(path, page_width)
     if suffix in SCORE_SUFFIXES:
+        if suffix in XML_SUFFIXES:
+            _check_well_formed(path)
         return engrave(path, page_width)
     raise ValueError(
         f"Don't know how to read sheet music from '{path.name}': expected an image "
         f"({', '.join(sorted(IMAGE_SUFFIXES))}), a PDF, or a score ({', '.join(sorted(SCORE_SUFFIXES))})."
     )
+
+
+def _check_well_formed(path):
+    """Raises ValueError for an XML score that is not well-formed: verovio would engrave what it could read of a
+    truncated file as if it were the whole piece."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        for _ in ET.iterparse(path):
+            pass
+    except ET.ParseError as e:
+        raise ValueError(f"'{path}' is not well-formed XML ({e}): a truncated or damaged score?") from None
 
 
 def load_image(path):

@@ -189,3 +189,7 @@ def test_engraving_runs_apart_and_is_stopped_when_it_hangs(chorale, tmp_path):
         sheet.load_pages(crash)
     with pytest.raises(FileNotFoundError, match="No score file at"):
         sheet.load_pages(tmp_path / "missing.musicxml")
+    truncated = tmp_path / "truncated.musicxml"
+    truncated.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ValueError, match="is not well-formed XML"):
+        sheet.load_pages(truncated)
