@@ -70,4 +70,6 @@ def test_lilypond_corpus_aligns_as_exactly_as_verovio(tiny_corpus, tmp_path):
     reference = alignment_check.check_alignment(tiny_corpus, verbose=False)
     assert summary.checked == reference.checked > 50 and summary.passed >= 0.95
     assert abs(summary.passed - reference.passed) < 0.02 and abs(summary.control - reference.control) < 0.05
-    assert summary.control <= 0.2
+    # On four-measure excerpts the control rate is near 30 % for both engravers; over the seven pieces of the
+    # small config it is 12.6 % for both (see the README).
+    assert summary.control < 0.5
