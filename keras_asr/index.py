@@ -26,7 +26,6 @@ ranking = index.identify(excerpt_embeddings, k=25)  # [("chopin_op6_2", 1873), .
 import collections
 import hashlib
 import json
-import os
 import pathlib
 import re
 import secrets

@@ -108,7 +108,7 @@ def test_sigkill_during_an_index_write_leaves_the_previous_index(part, tmp_path,
             f.write(b"\x93NUMPY" + b"\0" * 1000)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    target = {"embeddings": (np, "save"), "metadata": (index_lib, "_savez"), "header": (index_lib.os, "replace")}
+    target = {"embeddings": (np, "save"), "metadata": (index_lib, "_savez"), "header": (os, "replace")}
     monkeypatch.setattr(*target[part], die_half_way)
     status, _ = in_child(lambda: new.save(tmp_path / "x.index"))
     monkeypatch.undo()
