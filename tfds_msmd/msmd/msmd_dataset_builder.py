@@ -153,6 +153,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return {
             name: self._generate_examples(root, [(p, jobs.get(p)) for p in split[pieces]], keep, soundfont_dir)
             for name, (pieces, keep) in _selections(self.builder_config).items()
+            if split[pieces]  # varied_heldout has test pieces only; TFDS rejects a split with no examples
         }
 
     @staticmethod
