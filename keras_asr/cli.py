@@ -64,7 +64,9 @@ def build_parser():
     p.add_argument("--excerpts", type=_positive_int, default=100, help="evenly spaced excerpts (100)")
     p.add_argument("--top", type=_positive_int, default=25, help="snippets retrieved per excerpt (25)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
-    p.add_argument("--plot", metavar="FILE", help="draw the best page with the matched regions (PNG, PDF, SVG)")
+    p.add_argument("--plot", metavar="FILE", help="draw the path through the best piece's pages (PNG, PDF, SVG)")
+    p.add_argument("--video", metavar="FILE", help="write a score-following video with the recording's sound (.mp4; "
+                                                  "needs ffmpeg)")
 
     p = commands.add_parser("index-audio", help="index recordings for sheet-to-audio search",
                             description="Embed audio excerpts every --hop frames (20 per second) of recordings; "
@@ -160,6 +162,13 @@ def _query(args):
             _log(f"{args.plot}: the path through {drawn['piece']}, page(s) {drawn['pages']}")
         except (OSError, ValueError, RuntimeError) as e:  # the ranking is still printed below
             _log(f"{PROG}: error: cannot draw {args.plot}: {e}")
+            status = 1
+    if args.video:
+        try:
+            made = retrieval.follow_video(result, collection.get("sources", {}), args.audio, args.video)
+            _log(f"{args.video}: {made['seconds']:.1f} s following {made['piece']}")
+        except (OSError, ValueError, RuntimeError) as e:  # the ranking is still printed below
+            _log(f"{PROG}: error: cannot write {args.video}: {e}")
             status = 1
     if args.json:
         output = {"audio": os.path.abspath(args.audio), "index": os.path.abspath(args.index),

@@ -75,6 +75,20 @@ def test_query_json_lists_ranked_pieces_and_excerpt_locations(library, sheet_ind
     assert err.startswith(f"{plot}: the path through {result['pieces'][0]['piece']}, page(s) [1]")
 
 
+def test_query_video_follows_the_recording_with_its_sound(library, sheet_index, capsys, tmp_path):  # noqa: F811
+    video = tmp_path / "follow.mp4"
+    recording = library[1]["bwv269"]
+    code, _, err = run(capsys, "query", "--index", sheet_index, recording, "--excerpts", 8, "--video", video)
+    assert code == 0, err
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type:format=duration", "-of",
+                            "json", video], capture_output=True, text=True, check=True)
+    info = json.loads(probe.stdout)
+    assert sorted(s["codec_type"] for s in info["streams"]) == ["audio", "video"]
+    assert float(info["format"]["duration"]) == pytest.approx(soundfile.info(recording).duration, abs=0.3)
+    assert f"{video}: " in err and "following" in err
+    assert not list(tmp_path.glob(".*partial*"))
+
+
 def test_query_text_output(library, sheet_index, capsys):  # noqa: F811
     code, out, _ = run(capsys, "query", "--index", sheet_index, library[1]["bwv269"], "--excerpts", 5, "--top", 3)
     lines = out.splitlines()

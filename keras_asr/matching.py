@@ -104,6 +104,27 @@ def trace(steps, end):
     return columns
 
 
+def smooth_positions(times, positions, half_window):
+    """A path's positions fitted by a line through each `half_window` neighbours on either side, kept monotone.
+
+    A path jumps between snippet centres `hop` px apart while the music moves on smoothly; the local fit places
+    each excerpt between them.
+    """
+    times, positions = np.asarray(times, np.float64), np.asarray(positions, np.float64)
+    if half_window < 1 or len(positions) < 3:
+        return positions
+    fitted = np.empty_like(positions)
+    for i in range(len(positions)):
+        window = slice(max(0, i - half_window), i + half_window + 1)
+        t, x = times[window], positions[window]
+        if np.ptp(t) == 0:
+            fitted[i] = x.mean()
+            continue
+        slope, intercept = np.polyfit(t, x, 1)
+        fitted[i] = slope * times[i] + intercept
+    return np.clip(np.maximum.accumulate(fitted), positions.min(), positions.max())
+
+
 def best_path(similarity, max_step):
     """The best path through one piece's (n, m) similarities."""
     scores, ends, steps = path_scores(similarity, [(0, np.shape(similarity)[1])], max_step)

@@ -162,3 +162,51 @@ def plot_score_following(result, pages, piece, systems_of_page, max_pages=2):
                else f"no clear match (confidence {result['match']['confidence']:.2f})")
     bar_ax.set_title(verdict, fontsize=9)
     return fig
+
+
+def score_following_frames(result, pages, systems_of_page, duration, fps=10, width=640):
+    """Frames of a score-following video: the page of the moment with a cursor where the music is.
+
+    Between two excerpts of `identify`'s timeline the cursor moves linearly along the system (it jumps at a
+    system or page change); before the first and after the last it waits. A bar along the top shows the time.
+    Frames are drawn with NumPy on the pages scaled once to `width`, so a minute of video takes seconds.
+
+    Args:
+        result: what `keras_asr.retrieval.identify` returns.
+        pages: the best piece's grayscale pages (white = 1).
+        systems_of_page: page index -> the page's detected `StaffSystem`s.
+        duration: seconds of video (the recording's length).
+        fps: frames per second.
+        width: frame width in px (even, as video encoders want).
+
+    Yields:
+        uint8 (height, width, 3) RGB frames, `ceil(duration * fps)` of them.
+    """
+    import skimage.transform
+
+    timeline = result["timeline"]
+    times = np.array([e["time"] for e in timeline])
+    scale = width / pages[0].shape[1]
+    height = int(round(pages[0].shape[0] * scale / 2)) * 2
+    scaled = {}
+    systems = {}
+    for page in sorted({e["page"] for e in timeline}):
+        gray = skimage.transform.resize(pages[page - 1], (height, width), order=1, anti_aliasing=True)
+        scaled[page] = np.repeat((np.clip(gray, 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=2)
+        systems[page] = systems_of_page(page - 1)
+    for frame in range(max(1, int(np.ceil(duration * fps)))):
+        t = frame / fps
+        k = int(np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(timeline) - 1))
+        entry, x = timeline[k], timeline[k]["x"]
+        following = timeline[min(k + 1, len(timeline) - 1)]
+        if t >= times[0] and k + 1 < len(timeline) and \
+                (following["page"], following["system"]) == (entry["page"], entry["system"]):
+            x += (following["x"] - x) * (t - times[k]) / max(times[k + 1] - times[k], 1e-6)
+        image = scaled[entry["page"]].copy()
+        box = systems[entry["page"]][min(entry["system"] - 1, len(systems[entry["page"]]) - 1)]
+        top, bottom = int(box.top * scale) - 6, int(box.bottom * scale) + 6
+        column = int(np.clip(x * scale, 2, width - 3))
+        cursor = image[max(top, 0):bottom, column - 2:column + 3]
+        cursor[...] = (0.35 * cursor + 0.65 * np.array([214, 39, 40])).astype(np.uint8)
+        image[:6, :int(width * min(t / max(duration, 1e-6), 1.0))] = (31, 119, 180)
+        yield image

@@ -24,6 +24,7 @@ result["pieces"][0]  # {"piece": "bwv269", "votes": 1873}
 
 import collections
 import hashlib
+import itertools
 import os
 import pathlib
 
@@ -49,6 +50,8 @@ DENSE_ROWS = 200_000
 CANDIDATES = 100
 # The best path must lead the second by this many standard deviations of the other pieces' scores.
 NO_MATCH_Z = 2.0
+# Half-width (in excerpts) of the line fitted through a path's positions: ~1 s of a 30 s query's 100 excerpts.
+SMOOTH_EXCERPTS = 4
 
 
 class RetrievalError(ValueError):
@@ -438,8 +441,12 @@ def identify(index, encoders, spec, excerpts=100, k=25, sequences=None):
     return match_excerpts(index, queries, starts, encoders.frames, k, sequences)
 
 
-def match_excerpts(index, queries, starts, frames, k=25, sequences=None):
-    """`identify` from the excerpts' embeddings: (n, 32) `queries` of excerpts starting at frames `starts`."""
+def match_excerpts(index, queries, starts, frames, k=25, sequences=None, smooth=SMOOTH_EXCERPTS):
+    """`identify` from the excerpts' embeddings: (n, 32) `queries` of excerpts starting at frames `starts`.
+
+    `smooth`: half-width, in excerpts, of the local line fitted through the path's positions (0: the snippet
+    centres themselves, on the index's `--hop` grid).
+    """
     queries = index_lib.normalize(queries)
     similarities, rows = index.search(queries, k)
     meta = index.rows(rows)
@@ -455,11 +462,8 @@ def match_excerpts(index, queries, starts, frames, k=25, sequences=None):
     ranked = np.argsort(-scores, kind="stable")
     pieces = [{"piece": str(names[r]), "score": round(float(scores[r]), 4), "votes": int(votes.get(names[r], 0))}
               for r in ranked]
-    path_rows = order[matching.trace(steps, ends[ranked[0]])]
-    path = index.rows(path_rows)
-    centres = (starts + frames / 2) / audio_lib.FPS
-    timeline = [{"time": round(float(t), 2), "page": int(p) + 1, "system": int(y) + 1, "x": round(float(x), 1)}
-                for t, p, y, x in zip(centres, path["page"], path["system"], path["page_x"])]
+    centres = (np.asarray(starts) + frames / 2) / audio_lib.FPS
+    timeline = _timeline(index, order, segments[ranked[0]], matching.trace(steps, ends[ranked[0]]), centres, smooth)
     results = []
     for i, start in enumerate(starts):
         hits = [
@@ -473,6 +477,20 @@ def match_excerpts(index, queries, starts, frames, k=25, sequences=None):
     match = {"piece": pieces[0]["piece"] if decision.pop("rank") == 0 else None, **decision}
     return {"pieces": pieces, "match": match, "timeline": timeline, "excerpts": results, "frames": int(frames),
             "starts": np.asarray(starts).tolist()}
+
+
+def _timeline(index, order, segment, columns, times, smooth):
+    """Page positions of a path: its snippet centres smoothed in time, placed on the nearest snippet's system."""
+    piece_rows = order[segment[0]:segment[1]]
+    strip_x = np.asarray(index.metadata["strip_x"][piece_rows], np.float64)
+    positions = matching.smooth_positions(times, strip_x[columns - segment[0]], smooth)
+    nearest = np.clip(np.searchsorted(strip_x, positions), 0, len(strip_x) - 1)
+    left = np.maximum(nearest - 1, 0)
+    nearest = np.where(np.abs(strip_x[left] - positions) < np.abs(strip_x[nearest] - positions), left, nearest)
+    meta = index.rows(piece_rows[nearest])
+    page_x = meta["page_x"] + (positions - strip_x[nearest])
+    return [{"time": round(float(t), 2), "page": int(p) + 1, "system": int(y) + 1, "x": round(float(x), 1)}
+            for t, p, y, x in zip(times, meta["page"], meta["system"], page_x)]
 
 
 def _candidates(sequences, hit_pieces, rows):
@@ -549,3 +567,49 @@ def plot_identification(result, sources, path):
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plots.plt.close(fig)
     return {"piece": piece, "pages": sorted({entry["page"] for entry in result["timeline"]})}
+
+
+def follow_video(result, sources, audio_path, path, fps=10):
+    """Writes a score-following video of a recording with its sound (frames: `plots.score_following_frames`).
+
+    Raises:
+        RetrievalError: no ffmpeg on the PATH, the best piece's score file is gone, or ffmpeg failed.
+    """
+    import shutil
+    import subprocess
+
+    from keras_asr import plots
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RetrievalError("Cannot write a video: ffmpeg is not installed (Debian: apt-get install ffmpeg).")
+    piece = result["pieces"][0]["piece"]
+    source = sources.get(piece)
+    if not source or not os.path.isfile(source):
+        raise RetrievalError(f"Cannot draw the video: the score file of {piece!r} ({source}) is not there any more.")
+    pages = sheet.load_pages(source)
+    duration = len(audio_lib.load_audio(audio_path)) / audio_lib.SAMPLE_RATE
+    frames = plots.score_following_frames(result, pages, lambda page: sheet.detect_systems(pages[page]), duration,
+                                          fps)
+    first = next(frames)
+    # Written beside the target, then renamed: an interrupted run leaves no half video.
+    partial = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.partial.mp4")
+    command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{first.shape[1]}x{first.shape[0]}", "-r", str(fps), "-i", "-", "-i", os.fspath(audio_path),
+               "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+               partial]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for frame in itertools.chain([first], frames):
+            process.stdin.write(frame.tobytes())
+        process.stdin.close()
+        error = process.stderr.read().decode(errors="replace").strip()
+        if process.wait() != 0:
+            raise RetrievalError(f"ffmpeg could not write {path}: {error.splitlines()[-1:] or 'no message'}")
+        os.replace(partial, path)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if os.path.exists(partial):
+            os.remove(partial)
+    return {"piece": piece, "seconds": duration}

@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: FluidSynth and the piano SoundFonts the offline corpus renders with, LilyPond (its second engraver).
-apt_pkgs=(fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont libcairo2 lilypond)
+# System packages: FluidSynth and the piano SoundFonts the offline corpus renders with, LilyPond (its second engraver),
+# ffmpeg (score-following videos of `keras-asr query --video`).
+apt_pkgs=(fluidsynth fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont libcairo2 lilypond ffmpeg)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
