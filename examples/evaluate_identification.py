@@ -254,14 +254,16 @@ def main(argv=None):
     def log(line):
         print(line, flush=True)
 
-    reports = [evaluate(args.corpus, args.split, m, args.tempo, args.soundfont, args.hop, args.excerpts, args.top,
-                        args.seed, not args.no_open_set, args.noise, args.smooth, log) for m in args.model]
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump({"corpus": os.path.abspath(args.corpus), "split": args.split, "hop": args.hop,
-                       "smooth": args.smooth, "tempo": args.tempo, "seed": args.seed,
-                       "excerpts": args.excerpts, "seconds": CLIP_SECONDS, "reports": reports}, f, indent=1)
+    reports = []
+    for model in args.model:
+        reports.append(evaluate(args.corpus, args.split, model, args.tempo, args.soundfont, args.hop, args.excerpts,
+                                args.top, args.seed, not args.no_open_set, args.noise, args.smooth, log))
+        if args.out:  # after every model, so that a long run keeps what it has measured
+            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+            with open(args.out, "w") as f:
+                json.dump({"corpus": os.path.abspath(args.corpus), "split": args.split, "hop": args.hop,
+                           "smooth": args.smooth, "tempo": args.tempo, "seed": args.seed,
+                           "excerpts": args.excerpts, "seconds": CLIP_SECONDS, "reports": reports}, f, indent=1)
     return 0
 
 

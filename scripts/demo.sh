@@ -2,7 +2,8 @@
 # The main job on the embedded default: build the small offline corpus (music21 scores engraved with verovio,
 # rendered with FluidSynth) as the TFDS dataset msmd/small, check its alignment, index its scores with the
 # committed demo model, and identify a recording of its test piece rendered with the held-out SoundFont.
-# Outputs go to outputs/demo/ (the ranked answer is printed; the picture is outputs/demo/query.png).
+# Outputs go to outputs/demo/ (the answer and the timeline are printed; the path through the score is drawn in
+# outputs/demo/query.png and followed in the video outputs/demo/follow.mp4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -13,7 +14,13 @@ corpus="$out/tensorflow_datasets/downloads/msmd_offline_small"
 mkdir -p "$out"
 
 echo "== 1. tfds build msmd --config small (offline corpus; resumable; ends with the corpus' alignment check)"
-tfds build msmd --imports tfds_msmd --config small --data_dir "$out/tensorflow_datasets"
+# The builder's own progress bars and dataset summary go to a log; the pieces, the check and the total are shown.
+if ! tfds build msmd --imports tfds_msmd --config small --data_dir "$out/tensorflow_datasets" \
+    > "$out/tfds_build.log" 2>&1; then
+  tail -n 20 "$out/tfds_build.log"; echo "tfds build failed: $out/tfds_build.log"; exit 1
+fi
+grep -E '^\[[0-9]+/[0-9]+ |^alignment check|^corpus |generation completed|already exists' "$out/tfds_build.log" || true
+echo "(builder log: $out/tfds_build.log)"
 
 echo "== 2. a library of score PDFs and a recording of the test piece (held-out SoundFont)"
 python3 examples/demo_library.py "$corpus" "$out"
@@ -22,5 +29,5 @@ echo "== 3. keras-asr index (model: $model)"
 keras-asr index --model "$model" "$out"/library/*.pdf --out "$out/library.index"
 
 echo "== 4. keras-asr query: which piece is playing, and where?"
-keras-asr query --index "$out/library.index" "$out"/*.wav --plot "$out/query.png"
-echo "== done: the picture is $out/query.png"
+keras-asr query --index "$out/library.index" "$out"/*.wav --plot "$out/query.png" --video "$out/follow.mp4"
+echo "== done: the path through the score is drawn in $out/query.png; the score-following video is $out/follow.mp4"
