@@ -14,7 +14,7 @@ per backend it measures:
     augmenting input pipeline included, timed after the warm-up steps;
 - the ratio of the achieved FLOP/s to the float32 GEMM peak of the same run.
 
-`--levers` adds TensorFlow-only rows for settings that were tried: `fit` with the input pipeline on
+`--levers threads,xla` adds TensorFlow-only rows for settings that were tried: `fit` with the input pipeline on
 tf.data's autotuned pool (one thread per core) and on a private pool of one thread (`PairPool.dataset(threads=)`),
 and the train step under XLA (`jit_compile=True`). The load average is recorded beside every figure: on a shared machine, compare
 ratios from the same run. Results go to benchmarks/results/train_speed_<backend>.json and a markdown table.
@@ -33,7 +33,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def gemm_flops(dtype, n=4096, repeats=3):
+def gemm_flops(dtype, n=4096, repeats=2):
     """FLOP/s of the backend's matmul of two n x n matrices (best of `repeats`)."""
     import keras
     import numpy as np
@@ -90,7 +90,8 @@ def time_fit(model, dataset, steps, warmup, batch_size):
     return batch_size * steps / (timer.end - timer.start), float(history.history["loss"][-1])
 
 
-def measure(args):
+def measure(args, save):
+    """Measures every figure on the current backend; `save(peak, rows)` runs after each one."""
     import keras
     import numpy as np
 
@@ -112,6 +113,7 @@ def measure(args):
         print(f"{keras.backend.backend():<10} {variant:<6} {precision:<15} {mode:<14} {pairs_per_s:7.1f} pairs/s "
               f"{row['gflop_per_s']:6.0f} GFLOP/s = {row['of_fp32_gemm']:5.1%} of fp32 GEMM "
               f"(load {row['load_average_1min']:.1f})", flush=True)
+        save(peak, rows)  # a run cut short still leaves its figures
 
     rng = np.random.default_rng(0)
     for variant in args.variants.split(","):
@@ -125,13 +127,13 @@ def measure(args):
             dataset = pool.dataset(model.frames, batch_size=args.batch_size, training=True, seed=0)
             record(variant, precision, "fit", *time_fit(model, dataset, args.steps, args.warmup,
                                                         args.batch_size), flops)
-            if args.levers and keras.backend.backend() == "tensorflow":
-                for threads in (None, 1):
-                    dataset = pool.dataset(model.frames, batch_size=args.batch_size, training=True, seed=0,
-                                           threads=threads)
-                    mode = "fit, tf.data " + ("autotuned" if threads is None else f"{threads} thread")
-                    record(variant, precision, mode, *time_fit(model, dataset, args.steps, args.warmup,
-                                                               args.batch_size), flops)
+            levers = args.levers.split(",") if args.levers and keras.backend.backend() == "tensorflow" else []
+            if "threads" in levers:
+                # `fit` above runs the pipeline on tf.data's autotuned pool; here on one private thread.
+                dataset = pool.dataset(model.frames, batch_size=args.batch_size, training=True, seed=0, threads=1)
+                record(variant, precision, "fit, tf.data 1 thread",
+                       *time_fit(model, dataset, args.steps, args.warmup, args.batch_size), flops)
+            if "xla" in levers:
                 xla = _model(context, attention, precision, jit_compile=True)
                 record(variant, precision, "step, XLA", *time_step(xla, batch, args.steps, args.warmup), flops)
     return peak, rows
@@ -147,23 +149,25 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="timed steps per figure")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--levers", action="store_true", help="also time XLA and default tf.data threads (TF)")
+    parser.add_argument("--levers", default="", help="TensorFlow only, comma-separated: threads, xla")
     args = parser.parse_args()
     if args.backend == "current":
         import keras
 
-        peak, rows = measure(args)
-        os.makedirs(RESULTS, exist_ok=True)
-        record = {
-            "backend": keras.backend.backend(),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "gemm_gflop_per_s": {k: v / 1e9 for k, v in peak.items()},
-            "steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size,
-            "results": rows,
-        }
-        with open(os.path.join(RESULTS, f"train_speed_{record['backend']}.json"), "w") as f:
-            json.dump(record, f, indent=2)
+        def save(peak, rows):
+            os.makedirs(RESULTS, exist_ok=True)
+            record = {
+                "backend": keras.backend.backend(),
+                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "gemm_gflop_per_s": {k: v / 1e9 for k, v in peak.items()},
+                "steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size,
+                "results": rows,
+            }
+            with open(os.path.join(RESULTS, f"train_speed_{record['backend']}.json"), "w") as f:
+                json.dump(record, f, indent=2)
+
+        measure(args, save)
         return
     backends = args.backends.split(",")
     for backend in backends:
@@ -171,7 +175,7 @@ def main():
         cmd = [sys.executable, __file__, "--backend", "current", "--variants", args.variants, "--precisions",
                args.precisions, "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size",
                str(args.batch_size)] + (["--data-dir", args.data_dir] if args.data_dir else [])
-        cmd += ["--levers"] if args.levers else []
+        cmd += ["--levers", args.levers] if args.levers else []
         subprocess.run(cmd, env=env, check=True)
     print("\n| backend | variant | precision | mode | pairs/s | GFLOP/pair | GFLOP/s | of fp32 GEMM | load |")
     print("|---|---|---|---|---:|---:|---:|---:|---:|")
