@@ -135,6 +135,18 @@ def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_te
     return "\n".join(text), results
 
 
+def _at_least_one(text):
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 pair, got {text}")
+    return value
+
+
 def add_arguments(parser):
     """The arguments of `examples/evaluate.py` and `keras-asr evaluate`."""
     parser.add_argument("--run", action="append", required=True, metavar="NAME=DIR",
@@ -143,7 +155,7 @@ def add_arguments(parser):
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS's)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--tempo-split", default="test_tempo", help="'' to skip Table 3")
-    parser.add_argument("--pairs", type=int, default=EVAL_PAIRS, help="size of the fixed test set")
+    parser.add_argument("--pairs", type=_at_least_one, default=EVAL_PAIRS, help="size of the fixed test set")
     parser.add_argument("--out", default=None, help="write the tables (Markdown) here, and the numbers as .json")
     return parser
 

@@ -54,3 +54,14 @@ def test_attention_statistics_and_figures(pool, tmp_path):
     plots.plot_validation_curves({"x": [{"epoch": 1, "val_mrr": 0.1}, {"epoch": 2, "val_mrr": 0.2}]}).savefig(
         tmp_path / "c.png")
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("a.png", "b.png", "c.png"))
+
+
+@pytest.mark.single_backend
+@pytest.mark.parametrize("pairs", ["0", "-5", "ten"])
+def test_pairs_must_be_a_positive_count(pairs, capsys):
+    import argparse
+
+    parser = evaluation.add_arguments(argparse.ArgumentParser())
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--run", "A=runs/a", "--pairs", pairs])
+    assert exit_info.value.code == 2 and "--pairs" in capsys.readouterr().err

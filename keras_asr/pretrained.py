@@ -280,7 +280,9 @@ def main(argv=None):
         model = convert_original_params(args.params)
     except (OriginalParamsError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
-    model.save(args.output)
+    from keras_asr import saving
+
+    saving.save_model(model, args.output)  # atomic: an interrupted convert leaves no half file
     print(f"{args.output}: BL1-SC, {model.count_params()} parameters, converted from {args.params}")
 
 

@@ -170,10 +170,15 @@ def train(
         raise FloatingPointError(guard.message)
     history = checkpoint.history if checkpoint is not None else _history(fit)
     if output_dir is not None:
-        with open(os.path.join(output_dir, "history.json"), "w") as f:
-            json.dump({"best_epoch": schedule.best_epoch + 1, "best_val_mrr": schedule.best,
-                       "refined": refinement is not None, "history": history}, f, indent=1)
-        model.save(os.path.join(output_dir, "model.keras"))
+        from keras_asr import atomic
+        from keras_asr import saving
+
+        # Written beside and renamed, as checkpoints are: a kill here leaves the previous files whole.
+        with atomic.written_beside(os.path.join(output_dir, "history.json")) as temporary:
+            with open(temporary, "w") as f:
+                json.dump({"best_epoch": schedule.best_epoch + 1, "best_val_mrr": schedule.best,
+                           "refined": refinement is not None, "history": history}, f, indent=1)
+        saving.save_model(model, os.path.join(output_dir, "model.keras"))
     return model, history
 
 
