@@ -233,11 +233,33 @@ def format_summary(s):
     return text + f", match {s['match_ms']:.0f} ms, identify {s['identify_ms']:.0f} ms"
 
 
+def markdown_table(reports):
+    """The README's table: one row per model and tempo."""
+    lines = ["| model | tempo | top-1 (vote) | top-5 (vote) | within 50 px (path w/o fit; nearest snippet) | "
+             "answer withheld: known / unknown piece / noise | match / identify (ms) |",
+             "|---|---|---|---|---|---|---|"]
+    for report in reports:
+        name = os.path.basename(report["model"])
+        noise = report.get("noise", {}).get("withheld")
+        for tempo, s in report["tempo"].items():
+            if not s.get("n"):
+                continue
+            unknown = f"{100 * s['withheld_unknown']:.0f} %" if "withheld_unknown" in s else "-"
+            noise_text = f"{100 * noise:.0f} %" if noise is not None and tempo == "1.0" else "-"
+            lines.append(
+                f"| {name} | x{float(tempo):g} | {100 * s['top1']:.1f} % ({100 * s['vote_top1']:.1f}) | "
+                f"{100 * s['top5']:.1f} % ({100 * s['vote_top5']:.1f}) | {100 * s['within_50px']:.1f} % "
+                f"({100 * s['raw_path_within_50px']:.1f}; {100 * s['nearest_within_50px']:.1f}) | "
+                f"{100 * s['withheld_known']:.0f} % / {unknown} / {noise_text} | "
+                f"{s['match_ms']:.0f} / {s['identify_ms']:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--corpus", required=True, help="corpus root in the MSMD layout (with its split file)")
+    parser.add_argument("--corpus", help="corpus root in the MSMD layout (with its split file)")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--model", action="append", required=True, help=".keras model (repeatable)")
+    parser.add_argument("--model", action="append", help=".keras model (repeatable)")
     parser.add_argument("--tempo", type=float, nargs="+", default=[1.0, 0.5, 2.0])
     parser.add_argument("--soundfont", default="MuseScore_General")
     parser.add_argument("--hop", type=int, default=sheet.SNIPPET_HOP)
@@ -249,11 +271,18 @@ def main(argv=None):
     parser.add_argument("--noise", type=int, default=10, help="pink-noise queries (0: none)")
     parser.add_argument("--no-open-set", action="store_true", help="skip the left-out-piece queries")
     parser.add_argument("--out", help="JSON file for the full report")
+    parser.add_argument("--table", metavar="JSON", help="only print the Markdown table of a written report")
     args = parser.parse_args(argv)
+    if args.table:
+        with open(args.table) as f:
+            print(markdown_table(json.load(f)["reports"]))
+        return 0
 
     def log(line):
         print(line, flush=True)
 
+    if not args.model or not args.corpus:
+        parser.error("give --corpus and at least one --model")
     reports = []
     for model in args.model:
         reports.append(evaluate(args.corpus, args.split, model, args.tempo, args.soundfont, args.hop, args.excerpts,
@@ -264,6 +293,7 @@ def main(argv=None):
                 json.dump({"corpus": os.path.abspath(args.corpus), "split": args.split, "hop": args.hop,
                            "smooth": args.smooth, "tempo": args.tempo, "seed": args.seed,
                            "excerpts": args.excerpts, "seconds": CLIP_SECONDS, "reports": reports}, f, indent=1)
+    print(markdown_table(reports))
     return 0
 
 
