@@ -40,6 +40,9 @@ SHEET_COLUMNS = index_lib.KINDS["sheet"][0]
 AUDIO_COLUMNS = index_lib.KINDS["audio"][0]
 # A recording whose peak stays below -60 dBFS carries no music the model could match.
 SILENCE_PEAK = 1e-3
+# Median over frames of the loudest band below which a recording is silent where the model listens (30-6,000 Hz):
+# a DC offset gives 0.007, a sine at -40 dBFS 0.68, a piano recording about 0.5.
+BAND_SILENCE = 0.05
 # Staff space of verovio's engraving at 835 px (7.1-7.25 px on a chorale and a mazurka of music21's corpus).
 REFERENCE_STAFF_SPACE = 7.2
 DEFAULT_AUDIO_HOP = 10  # frames between excerpts of an audio index: 0.5 s
@@ -371,6 +374,9 @@ def load_spectrogram(path, frames):
         level = "all samples are zero" if peak == 0 else f"peak {20 * np.log10(peak):.0f} dBFS"
         raise RetrievalError(f"{path} is silent ({level}): nothing to match.")
     spec = audio_lib.spectrogram(signal)
+    if len(spec.T) and float(np.median(spec.max(axis=0))) < BAND_SILENCE:
+        raise RetrievalError(f"{path} holds no sound between 30 and 6,000 Hz in most of its frames (a constant "
+                             "or DC signal?): nothing to match.")
     if spec.shape[1] < frames:
         raise RetrievalError(
             f"{path} lasts {len(signal) / audio_lib.SAMPLE_RATE:.2f} s, shorter than one excerpt of the model "

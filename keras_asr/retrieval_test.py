@@ -259,3 +259,10 @@ def test_empty_index_is_an_error(attention_model, tmp_path):
     retrieval.save_index(index_lib.SnippetIndex(encoders.model_id), tmp_path / "empty.index", encoders)
     with pytest.raises(index_lib.EmptyIndexError, match="empty"):
         retrieval.load_index(tmp_path / "empty.index")
+
+
+def test_a_constant_signal_is_refused_as_holding_no_sound(tmp_path):
+    path = tmp_path / "dc.wav"
+    soundfile.write(path, np.full(5 * audio.SAMPLE_RATE, 0.5, np.float32), audio.SAMPLE_RATE)
+    with pytest.raises(retrieval.RetrievalError, match="no sound between 30 and 6,000 Hz"):
+        retrieval.load_spectrogram(path, 42)
