@@ -152,8 +152,7 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
             if clip.shape[1] < encoders.frames:
                 continue
             start = time.time()
-            starts = retrieval.excerpt_starts(clip.shape[1], encoders.frames, excerpts)
-            queries = encoders.audio(retrieval.cut_excerpts(clip, starts, encoders.frames))
+            starts, queries = retrieval.embed_excerpts(encoders, clip, excerpts)
             embedded = time.time()
             result = retrieval.match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth)
             done = time.time()
@@ -185,8 +184,7 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
     if noise:
         answered = []
         for spec in noise_spectrograms(noise, seed):
-            starts = retrieval.excerpt_starts(spec.shape[1], encoders.frames, excerpts)
-            queries = encoders.audio(retrieval.cut_excerpts(spec, starts, encoders.frames))
+            starts, queries = retrieval.embed_excerpts(encoders, spec, excerpts)
             answered.append(retrieval.match_excerpts(index, queries, starts, encoders.frames, k, sequences)["match"])
         report["noise"] = {"queries": len(answered),
                            "withheld": float(np.mean([m["piece"] is None for m in answered])),

@@ -442,9 +442,15 @@ def identify(index, encoders, spec, excerpts=100, k=25, sequences=None):
         one dict per excerpt with "start", "end" and "hits", its k nearest snippets [{"piece", "page",
         "system", "x", "score"}]; "starts", the first frame of each excerpt, and "frames", their length.
     """
-    starts = excerpt_starts(spec.shape[1], encoders.frames, excerpts)
-    queries = encoders.audio(cut_excerpts(spec, starts, encoders.frames))
+    starts, queries = embed_excerpts(encoders, spec, excerpts)
     return match_excerpts(index, queries, starts, encoders.frames, k, sequences)
+
+
+def embed_excerpts(encoders, spec, count):
+    """(starts, (n, 32) embeddings) of up to `count` evenly spaced excerpts of a spectrogram: what `identify`
+    matches, for callers that match the same excerpts more than once (`match_excerpts`)."""
+    starts = excerpt_starts(spec.shape[1], encoders.frames, count)
+    return starts, encoders.audio(cut_excerpts(spec, starts, encoders.frames))
 
 
 def match_excerpts(index, queries, starts, frames, k=25, sequences=None, smooth=SMOOTH_EXCERPTS):
@@ -479,8 +485,8 @@ def match_excerpts(index, queries, starts, frames, k=25, sequences=None, smooth=
             for j in range(rows.shape[1])
         ]
         results.append({"start": start / audio_lib.FPS, "end": (start + frames) / audio_lib.FPS, "hits": hits})
-    decision = _decide(scores[ranked])
-    match = {"piece": pieces[0]["piece"] if decision.pop("rank") == 0 else None, **decision}
+    clear, confidence, margin = _decide(scores[ranked])
+    match = {"piece": pieces[0]["piece"] if clear else None, "confidence": confidence, "margin": margin}
     return {"pieces": pieces, "match": match, "timeline": timeline, "excerpts": results, "frames": int(frames),
             "starts": np.asarray(starts).tolist()}
 
@@ -516,7 +522,7 @@ def _snippet_hop(strip_x, order, segments):
 
 
 def _decide(ranked_scores):
-    """"match" of `identify`: the best piece, how far ahead it is, and whether that is clear enough.
+    """(clear, confidence in [0, 1], margin) of the best of `ranked_scores`, for `identify`'s "match".
 
     The margin between the best and the second-best path is compared with the spread of all the other
     pieces' scores: a recording of an indexed piece lifts one path far above the crowd, while noise or an
@@ -524,13 +530,13 @@ def _decide(ranked_scores):
     """
     best = float(ranked_scores[0])
     if len(ranked_scores) < 2:
-        return {"rank": 0, "confidence": 1.0, "margin": None}
+        return True, 1.0, None
     others = np.asarray(ranked_scores[1:], np.float64)
     margin = best - float(others[0])
     spread = float(np.std(others)) if len(others) > 1 else abs(float(others[0]))
     z = margin / max(spread, 1e-6)
     confidence = float(1.0 - np.exp(-z / NO_MATCH_Z)) if z > 0 else 0.0
-    return {"rank": 0 if z >= NO_MATCH_Z else None, "confidence": round(confidence, 3), "margin": round(margin, 4)}
+    return bool(z >= NO_MATCH_Z), round(confidence, 3), round(margin, 4)
 
 
 def locate(index, encoders, snippets, positions, k=25):
