@@ -241,12 +241,16 @@ def index_scores(encoders, paths, hop=sheet.SNIPPET_HOP, log=None):
     """
 
     def load(path):
-        return sheet.unroll(sheet.load_pages(path))
+        score = sheet.unroll(sheet.load_pages(path))
+        if not len(sheet.snippet_centres(score.width, hop)):
+            raise ValueError(f"its unrolled score is {score.width} px long, and snippets every --hop {hop} px "
+                             f"start {hop // 2} px in: no snippet; give a --hop under {2 * score.width} px")
+        return score
 
     def add(index, piece, score):
         return add_score(index, encoders, piece, score, hop)
 
-    # No staff system; unreadable image, PDF or score.
+    # No staff system; unreadable image, PDF or score; shorter than the first snippet centre.
     return _index_files(encoders, paths, load, (ValueError, OSError, RuntimeError), add, log)
 
 
@@ -259,8 +263,9 @@ def add_score(index, encoders, piece, score, hop=sheet.SNIPPET_HOP):
         piece=[piece] * len(centres), page=page, system=system, page_x=page_x, strip_x=centres,
     )
     per_page = "+".join(map(str, score.systems_per_page))  # a page that lost its systems shows as 0
+    turned = score.turned_pages and f", upside-down page(s) {', '.join(str(k + 1) for k in score.turned_pages)} turned"
     return (f"piece {piece}, {len(set(page.tolist()))} page(s), {len(score.systems)} system(s) ({per_page} by "
-            f"page), {len(centres)} snippets")
+            f"page), {len(centres)} snippets{turned or ''}")
 
 
 def _index_files(encoders, paths, load, errors, add, log=None):

@@ -108,16 +108,46 @@ def load_pages(path, page_width=PAGE_WIDTH):
     )
 
 
+_STEPS = set("ABCDEFG")
+
+
 def _check_well_formed(path):
-    """Raises ValueError for an XML score that is not well-formed: verovio would engrave what it could read of a
-    truncated file as if it were the whole piece."""
+    """Raises ValueError for an XML score that is not well-formed, or whose pitches are not pitches.
+
+    verovio engraves what it can read of a truncated file as if it were the whole piece, and draws a note of
+    step "H" or octave 12 somewhere or nowhere; either way the index would hold a score that is not the file's.
+    """
     import xml.etree.ElementTree as ET
 
+    def bad_pitch(element):
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag == "pitch":  # MusicXML: <step> A-G, <octave> 0-9, <alter> a number of semitones
+            step, octave = element.findtext("step", ""), element.findtext("octave", "")
+            alter = element.findtext("alter", "0")
+            try:
+                if step.strip() in _STEPS and 0 <= int(octave) <= 9 and abs(float(alter)) <= 2:
+                    return None
+            except ValueError:
+                pass
+            return f"step {step.strip()!r}, octave {octave.strip()!r}, alter {alter.strip()!r}"
+        if tag == "note" and "pname" in element.attrib:  # MEI: pname a-g, oct 0-9
+            pname, octave = element.get("pname", ""), element.get("oct", "4")
+            if pname.upper() in _STEPS and octave.isdigit() and int(octave) <= 9:
+                return None
+            return f"pname {pname!r}, oct {octave!r}"
+        return None
+
+    bad, first = 0, None
     try:
-        for _ in ET.iterparse(path):
-            pass
+        for _, element in ET.iterparse(path):
+            problem = bad_pitch(element)
+            if problem:
+                bad, first = bad + 1, first or problem
     except ET.ParseError as e:
         raise ValueError(f"'{path}' is not well-formed XML ({e}): a truncated or damaged score?") from None
+    if bad:
+        raise ValueError(f"'{path}' has {bad} note(s) whose pitch is not a pitch (the first: {first}): a damaged "
+                         "or hand-edited score?")
 
 
 def load_image(path):
@@ -336,6 +366,45 @@ def deskew(page, max_angle=MAX_SKEW):
                                     preserve_range=True).astype(np.float32)
 
 
+# A page is turned when its systems' right ends hold clearly more ink than their left ends (log ratio).
+UPSIDE_DOWN_BELOW = -0.2
+
+
+def orientation(page):
+    """How upright a page is: the log ratio of ink at its systems' left ends to ink at their right ends.
+
+    Every system starts with a clef, a key and a time signature, and a grand staff with a brace just left of the
+    staff lines; it ends with notes and a barline. Over 47 LilyPond and verovio pages of the varied corpus the
+    ratio was 0.31-1.82 upright, and exactly its negative turned by 180 degrees. Staff-line rows, equal at
+    both ends, are left out. A page of one system a few bars long can fall between (0.05 on a two-bar test
+    page): it is then left as it is.
+
+    Returns:
+        A float: above 0 upright, below `UPSIDE_DOWN_BELOW` upside down; 0.0 for a page without staff systems.
+    """
+    try:
+        systems = detect_systems(page)
+    except NoStaffSystemsError:
+        return 0.0
+    dark = binarize(page)
+    left = right = 0.0
+    for system in systems:
+        space = system.staff_space
+        width, margin, extra = int(round(6 * space)), int(round(2 * space)), 2 * int(space)
+        band = dark[max(0, system.top - extra):system.bottom + extra].astype(np.float32)
+        notes = band[:, system.left:system.right].mean(axis=1) <= 0.5  # not a staff-line row
+        left += band[notes, max(0, system.left - margin):system.left + width].sum()
+        right += band[notes, max(0, system.right - width + 1):system.right + 1 + margin].sum()
+    return float(np.log((left + 1) / (right + 1)))
+
+
+def upright(page):
+    """(page, turned): the page turned by 180 degrees if it is upside down (see `orientation`), else as it is."""
+    if orientation(page) < UPSIDE_DOWN_BELOW:
+        return np.ascontiguousarray(page[::-1, ::-1]), True
+    return page, False
+
+
 def binarize(page):
     """Dark pixels of a page: anything visibly darker than the paper.
 
@@ -456,11 +525,12 @@ class UnrolledScore:
 
     Attributes:
         strip: float32 (STRIP_HEIGHT, width) in [0, 1], white = 1.
-        pages: the pages the strip was cut from (scaled to the page width).
+        pages: the pages the strip was cut from (scaled to the page width, deskewed, upright).
         systems: every system, in strip order.
         system_pages: page index of each system.
         system_numbers: index of each system on its page.
         system_starts: strip x of each system's first column.
+        turned_pages: indices of the pages that were upside down and were turned.
     """
 
     strip: np.ndarray
@@ -469,6 +539,7 @@ class UnrolledScore:
     system_pages: np.ndarray
     system_numbers: np.ndarray
     system_starts: np.ndarray
+    turned_pages: tuple = ()
 
     @property
     def width(self):
@@ -502,7 +573,8 @@ class UnrolledScore:
 def unroll(pages, strip_height=STRIP_HEIGHT):
     """Cuts every system into a strip centred on it and concatenates the strips left to right.
 
-    Each page is deskewed first (see `deskew`; `UnrolledScore.pages` holds the deskewed pages). Pages without any
+    Each page is deskewed first (see `deskew`) and turned if it is upside down (see `upright`);
+    `UnrolledScore.pages` holds the deskewed, upright pages, and `turned_pages` which were turned. Pages without any
     staff system (a title page, an empty last page) are skipped; the map from strip to page keeps the original
     page numbers, and `UnrolledScore.systems_per_page` says how many systems each page gave.
 
@@ -523,7 +595,7 @@ def unroll(pages, strip_height=STRIP_HEIGHT):
     (200, 1416)
     """
     strips, systems, system_pages, system_numbers = [], [], [], []
-    pages = [deskew(page) for page in pages]
+    pages, turned = zip(*(upright(deskew(page)) for page in pages)) if len(pages) else ((), ())
     for page_index, page in enumerate(pages):
         try:
             page_systems = detect_systems(page)
@@ -545,6 +617,7 @@ def unroll(pages, strip_height=STRIP_HEIGHT):
         system_pages=np.array(system_pages),
         system_numbers=np.array(system_numbers),
         system_starts=np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int),
+        turned_pages=tuple(int(k) for k in np.flatnonzero(turned)),
     )
 
 

@@ -193,3 +193,16 @@ def test_engraving_runs_apart_and_is_stopped_when_it_hangs(chorale, tmp_path):
     truncated.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(ValueError, match="is not well-formed XML"):
         sheet.load_pages(truncated)
+
+
+def test_a_score_whose_pitches_are_not_pitches_is_refused(chorale, tmp_path):
+    path = chorale[0]
+    text = path.read_text()
+    assert text.count("<step>") > 50
+    sheet._check_well_formed(path)  # the real score passes
+    for good, bad, shown in ((r"<step>[A-G]</step>", "<step>H</step>", "step 'H'"),
+                             (r"<octave>\d</octave>", "<octave>12</octave>", "octave '12'")):
+        damaged = tmp_path / "damaged.musicxml"
+        damaged.write_text(re.sub(good, bad, text, count=1))
+        with pytest.raises(ValueError, match=f"1 note\\(s\\) whose pitch is not a pitch \\(the first: .*{shown}"):
+            sheet.load_pages(damaged)

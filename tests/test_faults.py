@@ -319,3 +319,27 @@ def test_corpus_workers_that_die_or_cannot_start_fail_at_once(monkeypatch, tmp_p
     with pytest.raises(RuntimeError, match="'<stdin>' is not a file"):
         build.build_corpus(tmp_path / "corpus", "small", workers=2, log=None)
     assert os.listdir(tmp_path / "corpus") == []
+
+
+@pytest.mark.single_backend
+def test_an_upside_down_page_is_turned_back(mazurka_page):
+    for page in (sheet.load_image(PAGES[1]), mazurka_page):
+        straight = sheet.unroll([page])
+        turned = sheet.unroll([page[::-1, ::-1]])
+        assert sheet.orientation(page) > 0 > sheet.UPSIDE_DOWN_BELOW > sheet.orientation(page[::-1, ::-1])
+        assert straight.turned_pages == () and turned.turned_pages == (0,)
+        np.testing.assert_array_equal(turned.strip, straight.strip)
+
+
+def test_an_upside_down_page_is_indexed_turned_and_said_so(model, capsys, tmp_path):
+    import imageio.v3 as iio
+
+    page = sheet.load_image(PAGES[1])
+    iio.imwrite(tmp_path / "turned.png", (255 * page[::-1, ::-1]).astype(np.uint8))
+    code, _, err = run(capsys, "index", "--model", model, tmp_path / "turned.png", "--out", tmp_path / "t.index")
+    assert code == 0 and "upside-down page(s) 1 turned" in err, err
+
+
+def test_a_hop_longer_than_the_score_says_why_nothing_was_indexed(model, capsys, tmp_path):
+    code, _, err = run(capsys, "index", "--model", model, PAGES[0], "--hop", "100000", "--out", tmp_path / "h.index")
+    assert code == 1 and "no snippet; give a --hop under" in err and "Traceback" not in err, err

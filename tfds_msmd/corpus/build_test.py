@@ -85,3 +85,28 @@ def test_configs_plan_fixed_splits_and_renders():
     train_fonts = {sf for j in jobs if j.split != "test" for _, sf in j.renders}
     assert test_fonts == {"MuseScore_General"} and "MuseScore_General" not in train_fonts
     assert sorted(r for j in jobs if j.split == "test" for r, _ in j.renders) == [0.5, 0.66, 1.0, 1.33, 2.0]
+
+
+def test_a_piece_reaches_the_disk_before_it_counts_as_built(tmp_path, monkeypatch):
+    import errno
+
+    from tfds_msmd.corpus import writer
+
+    synced = []
+    monkeypatch.setattr(writer.atomic, "fsync", synced.append)
+    job = build.Job(sources.Source("bach__bwv365__chorale", "bach/bwv365.mxl", 2), "valid", testing.TINY_RENDERS[:1])
+    assert build.build_piece(job, tmp_path / "out", keep_audio=False).status == "built"
+    piece = tmp_path / "out" / "bach__bwv365__chorale"
+    # Every file of the piece was synced (under its temporary name), then the root that the rename changed.
+    files = sorted(os.path.relpath(os.path.join(d, f), piece) for d, _, fs in os.walk(piece) for f in fs)
+    partial = [os.path.relpath(p, synced[-2]) for p in synced[:-1]]  # [-2]: the temporary folder itself
+    assert files and set(files) <= set(partial) and synced[-1] == tmp_path / "out"
+
+    def full_disk(path):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(writer.atomic, "fsync", full_disk)
+    result = build.build_piece(job, tmp_path / "full", keep_audio=False)
+    assert result.status == "failed" and "No space left on device" in result.error
+    assert not os.path.exists(tmp_path / "full" / "bach__bwv365__chorale")
+    assert not os.listdir(tmp_path / "full" / ".partial")

@@ -1,8 +1,8 @@
 """Writes one engraved piece and its renders as an MSMD v1.1 piece folder.
 
-The folder is assembled under `<root>/.partial/` and renamed into place only when complete, so a folder
-`<root>/<piece>` always holds a whole piece: an interrupted build leaves no half-written piece behind, and a
-rerun can skip every piece folder that exists.
+The folder is assembled under `<root>/.partial/`, synced to the disk and renamed into place only when complete,
+so a folder `<root>/<piece>` always holds a whole piece: an interrupted build (a kill, a power cut, a full disk)
+leaves no half-written piece behind, and a rerun can skip every piece folder that exists.
 """
 
 import hashlib
@@ -12,6 +12,7 @@ import tempfile
 
 import numpy as np
 
+from keras_asr import atomic
 from tfds_msmd import layout
 from tfds_msmd.corpus import synth
 
@@ -73,8 +74,18 @@ def write_piece(root, piece, engraving, renders, keep_audio=True):
             notes = [n.centre for n, _ in on_page]
             layout.write_page(score_path, page + 1, image, notes, engraving.systems[page], nodes,
                               document=f"{piece}_{page + 1:02d}")
+        _sync_tree(tmp)  # the files' data reaches the disk before the rename makes the piece count as built
         os.rename(tmp, final)
+        atomic.fsync(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _sync_tree(folder):
+    """fsync every file and folder under `folder`, the deepest first."""
+    for parent, _, files in os.walk(folder, topdown=False):
+        for name in files:
+            atomic.fsync(os.path.join(parent, name))
+        atomic.fsync(parent)
