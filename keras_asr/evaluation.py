@@ -53,6 +53,30 @@ def tempo_pools(name="msmd/small", split="test_tempo", data_dir=None):
     return {r: PairPool(examples) for r, examples in sorted(by_ratio.items())}
 
 
+def corpus_pools(root, split="test", soundfont=None):
+    """{tempo ratio: PairPool} of a split of a corpus folder in the MSMD layout, read directly (no TFDS build).
+
+    Args:
+        root: corpus root with its split file (an offline corpus build or an unpacked MSMD).
+        split: "train", "valid" or "test".
+        soundfont: keep only performances rendered with this SoundFont (None: all).
+    """
+    from tfds_msmd import layout
+
+    path = layout.find_split_file(root)
+    if path is None:
+        raise FileNotFoundError(f"No split file (split.yaml or all_split.yaml) in {root}: not a corpus root.")
+    by_ratio = {}
+    for piece in layout.read_split(path)[split]:
+        for record in layout.read_piece(os.path.join(root, piece)):
+            if soundfont is None or record.soundfont == soundfont:
+                by_ratio.setdefault(round(float(record.tempo_ratio), 2), []).append(record)
+    if not by_ratio:
+        raise ValueError(f"The {split} split of {root} holds no performance" + (f" with {soundfont}." if soundfont
+                                                                                 else "."))
+    return {r: PairPool(records) for r, records in sorted(by_ratio.items())}
+
+
 def evaluate_tempo(model, pools, n=EVAL_PAIRS, batch_size=100):
     """{tempo ratio: Table 2 metrics}: each tempo's renders retrieve among themselves, as in Table 3."""
     return {r: evaluate_model(model, pool, n, batch_size) for r, pool in pools.items()}
@@ -92,31 +116,41 @@ def attention_statistics(model, pool, indices=None, batch_size=100):
 
 
 def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_tempo", pairs=EVAL_PAIRS,
-                  data_dir=None):
+                  data_dir=None, corpus=None):
     """Table 2 (both directions, unrefined and refined CCA) and Table 3 for training runs.
 
     Args:
-        runs: {name: folder written by `training.train`} (`model.keras`, optionally `model_unrefined.keras`).
+        runs: {name: folder written by `training.train`} (`model.keras`, optionally `model_unrefined.keras`), or
+            {name: a `.keras` file} (refined only).
         dataset: TFDS name with the test and tempo splits.
         split: the Table 2 split.
         tempo_split: the Table 3 split ("" or None: no Table 3).
         pairs: size of the fixed test set.
         data_dir: TFDS data directory.
+        corpus: a corpus root to read instead of `dataset` (`corpus_pools`): Table 2 on the tempo-1.0
+            performances of `split`, Table 3 on all its tempo ratios (if `tempo_split`).
 
     Returns:
         (text, results): the tables as Markdown, and the numbers as a JSON-ready dict.
     """
     from keras_asr.saving import load_model
 
-    pool = PairPool.from_tfds(split, name=dataset, data_dir=data_dir)
-    tempo = tempo_pools(dataset, tempo_split, data_dir) if tempo_split else {}
+    if corpus:
+        tempo = corpus_pools(corpus, split)
+        if 1.0 not in tempo:
+            raise ValueError(f"The {split} split of {corpus} has no performance at tempo 1.0 for Table 2.")
+        pool, dataset = tempo[1.0], corpus
+        tempo = tempo if tempo_split and len(tempo) > 1 else {}
+    else:
+        pool = PairPool.from_tfds(split, name=dataset, data_dir=data_dir)
+        tempo = tempo_pools(dataset, tempo_split, data_dir) if tempo_split else {}
     n = len(pool.eval_indices(pairs))
     table2a, table2b, table3 = {}, {}, {}
     for name, folder in runs.items():
         unrefined = os.path.join(folder, "model_unrefined.keras")
-        if os.path.exists(unrefined):
+        if os.path.isdir(folder) and os.path.exists(unrefined):
             table2a[name] = evaluate_model(load_model(unrefined), pool, pairs)
-        model = load_model(os.path.join(folder, "model.keras"))
+        model = load_model(folder if folder.endswith(".keras") else os.path.join(folder, "model.keras"))
         table2b[name] = evaluate_model(model, pool, pairs)
         if tempo:
             table3[name] = evaluate_tempo(model, tempo, pairs)
@@ -150,8 +184,11 @@ def _at_least_one(text):
 def add_arguments(parser):
     """The arguments of `examples/evaluate.py` and `keras-asr evaluate`."""
     parser.add_argument("--run", action="append", required=True, metavar="NAME=DIR",
-                        help="a training run folder, named for the tables (repeatable)")
+                        help="a training run folder, or a .keras model, named for the tables (repeatable)")
     parser.add_argument("--dataset", default="msmd/small", help="TFDS name (test and test_tempo splits)")
+    parser.add_argument("--corpus", default=None, metavar="ROOT",
+                        help="read a corpus folder (MSMD layout) instead of --dataset: Table 2 on its tempo-1.0 "
+                             "performances of --split, Table 3 on all its tempo ratios")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS's)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--tempo-split", default="test_tempo", help="'' to skip Table 3")
@@ -167,10 +204,14 @@ def evaluate_from_arguments(args):
         name, sep, folder = spec.partition("=")
         if not sep or not name:
             raise ValueError(f"--run takes NAME=DIR, got {spec!r}.")
-        if not os.path.isfile(os.path.join(folder, "model.keras")):
+        if folder.endswith(".keras"):
+            if not os.path.isfile(folder):
+                raise FileNotFoundError(f"No model file {folder}.")
+        elif not os.path.isfile(os.path.join(folder, "model.keras")):
             raise FileNotFoundError(f"No model.keras in {folder} (a folder written by training).")
         runs[name] = folder
-    text, results = evaluate_runs(runs, args.dataset, args.split, args.tempo_split, args.pairs, args.data_dir)
+    text, results = evaluate_runs(runs, args.dataset, args.split, args.tempo_split, args.pairs, args.data_dir,
+                                  args.corpus)
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -65,3 +65,20 @@ def test_pairs_must_be_a_positive_count(pairs, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["--run", "A=runs/a", "--pairs", pairs])
     assert exit_info.value.code == 2 and "--pairs" in capsys.readouterr().err
+
+
+@pytest.mark.single_backend
+def test_a_corpus_folder_and_a_model_file_are_evaluated_directly(tmp_path):
+    from keras_asr import saving
+
+    path = str(tmp_path / "m.keras")
+    saving.save_model(build_model(context=16), path)
+    pools = evaluation.corpus_pools(fixture_root(), "test")
+    assert sorted(pools) == [1.0, 2.0]  # the test piece's renders at tempo 1 (3 SoundFonts) and 2
+    assert {pools[1.0].example_performance[k].rsplit("_", 1)[-1] for k in range(3)} == {"GM", "General", "TimGM6mb"}
+    text, results = evaluation.evaluate_runs({"untrained": path}, split="test", pairs=60, corpus=fixture_root())
+    assert results["dataset"] == fixture_root() and results["pairs"] == len(pools[1.0].eval_indices(60)) > 10
+    assert set(results["table2b"]["untrained"]) == {"audio2sheet", "sheet2audio"} and not results["table2a"]
+    assert sorted(results["table3"]["untrained"]) == ["1.0", "2.0"] and "Table 3" in text
+    with pytest.raises(FileNotFoundError, match="No split file"):
+        evaluation.corpus_pools(tmp_path)

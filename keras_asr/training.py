@@ -66,6 +66,7 @@ def train(
     model=None,
     extra_callbacks=(),
     precision=DEFAULT_PRECISION,
+    page_augment=0.0,
 ):
     """Trains a retrieval model with the paper's schedule; resumes from `output_dir` if it holds a checkpoint.
 
@@ -97,6 +98,8 @@ def train(
         extra_callbacks: further Keras callbacks.
         precision: "float32" or "mixed_bfloat16" (bfloat16 convolutions with float32 weights, CCA and loss;
             see `build_model`). Ignored when `model` is given.
+        page_augment: strength in [0, 1] of the page degradations applied to training snippets
+            (`keras_asr.page_augment`: rotation, skew, ink, blur, contrast, binarisation, noise); 0: off.
 
     Under the JAX backend on a machine with several devices, each batch is split over all of them
     (`keras_asr.distribution.data_parallel`); the CCA still fits the whole batch.
@@ -109,8 +112,11 @@ def train(
     """
     if refine_sample not in asr_callbacks.REFINE_SAMPLES:  # before minutes of data loading
         raise ValueError(f"refine_sample must be one of {asr_callbacks.REFINE_SAMPLES}, got {refine_sample!r}.")
+    if not 0.0 <= page_augment <= 1.0:
+        raise ValueError(f"page_augment must be in [0, 1], got {page_augment!r}.")
     if train_pool is None:
         train_pool = PairPool.from_tfds("train", name=dataset, data_dir=data_dir)
+    train_pool.page_augment = page_augment
     if valid_pool is None:
         valid_pool = PairPool.from_tfds("valid", name=dataset, data_dir=data_dir)
     if model is None:
@@ -205,8 +211,9 @@ PAPER_DEFAULTS = {
 }
 
 
-def _checked(kind, minimum=None, above=None):
-    """An argparse type: `kind` ("int" or "float"), finite, >= `minimum` or > `above`; refused before any work."""
+def _checked(kind, minimum=None, above=None, at_most=None):
+    """An argparse type: `kind` ("int" or "float"), finite, >= `minimum` or > `above`, <= `at_most`; refused
+    before any work."""
 
     def parse(text):
         try:
@@ -219,6 +226,8 @@ def _checked(kind, minimum=None, above=None):
             raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {text}")
         if above is not None and value <= above:
             raise argparse.ArgumentTypeError(f"expected more than {above}, got {text}")
+        if at_most is not None and value > at_most:
+            raise argparse.ArgumentTypeError(f"expected at most {at_most}, got {text}")
         return value
 
     return parse
@@ -256,6 +265,8 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=natural, default=0)
     parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                         help="mixed_bfloat16: bfloat16 convolutions (float32 weights, CCA and loss)")
+    parser.add_argument("--page-augment", type=_checked("float", minimum=0.0, at_most=1.0), default=0.0,
+                        metavar="S", help="strength 0-1 of page degradations of training snippets (0: off)")
     return parser
 
 
@@ -300,7 +311,7 @@ def train_from_arguments(args):
         pairs_per_epoch=args.pairs_per_epoch, patience=args.patience, refinement_rounds=args.refinement_rounds,
         refinement_patience=args.refinement_patience, validation_pairs=args.validation_pairs,
         refine_pairs=args.refine_pairs, refine_sample=args.refine_sample, time_limit=args.time_limit,
-        seed=args.seed, precision=args.precision)
+        seed=args.seed, precision=args.precision, page_augment=args.page_augment)
     best = max(history, key=lambda h: h.get("val_mrr", -1)) if history else {}
     print(f"{model_name(model.frames, args.attention, args.head)}: {len(history)} epochs, best val MRR "
           f"{best.get('val_mrr', float('nan')):.4f} at epoch {best.get('epoch')}; saved {args.output}/model.keras")

@@ -256,6 +256,7 @@ def test_ctrl_c_exits_130_and_leaves_the_previous_index(model, library, capsys, 
     ("--learning-rate", "-0.1", "expected more than 0"),
     ("--epochs", "0", "expected at least 1"),
     ("--pairs-per-epoch", "0", "expected at least 1"),
+    ("--page-augment", "1.5", "expected at most 1.0"),
 ])
 def test_bad_training_arguments_are_refused_before_any_work(option, value, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
