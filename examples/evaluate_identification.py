@@ -63,7 +63,7 @@ def build_database(root, pieces, encoders, hop):
     for piece in pieces:
         piece_dir = os.path.join(root, piece)
         scores[piece] = sheet.unroll(load_pages(piece_dir))
-        retrieval.add_score(index, encoders, piece, scores[piece], hop)
+        retrieval.add_score(index, encoders, piece, scores[piece], hop=hop)
         folder = layout.score_dir(piece_dir)
         heads[piece] = [h for k, n in enumerate(layout.page_numbers(folder))
                         for h in layout.read_mung(os.path.join(folder, "mung", f"{n:02d}.xml"), k)]

@@ -193,7 +193,8 @@ def _query(args):
     where = "Where it is" if match["piece"] is not None else "Where it would be"
     print(f"{where} in {pieces[0]['piece']} (page, system from 1; x in px of the page; --json: every excerpt):")
     for entry in shown:
-        print(f"  {entry['time']:7.2f} s  page {entry['page']} system {entry['system']} x {entry['x']:.0f}")
+        bar = f"  measure {entry['measure']}" if "measure" in entry else ""
+        print(f"  {entry['time']:7.2f} s  page {entry['page']} system {entry['system']} x {entry['x']:.0f}{bar}")
     return status
 
 

@@ -61,7 +61,10 @@ def test_query_json_lists_ranked_pieces_and_excerpt_locations(library, sheet_ind
     assert code == 0, err
     result = json.loads(out)
     assert set(result) == {"audio", "index", "model_id", "match", "pieces", "timeline", "excerpts"}
-    assert len(result["timeline"]) == 12 and set(result["timeline"][0]) == {"time", "page", "system", "x"}
+    assert len(result["timeline"]) == 12 and set(result["timeline"][0]) == {"time", "page", "system", "x", "measure"}
+    # Indexed from a score file, the timeline names the measure; the path never goes back, so neither do they.
+    bars = [int(entry["measure"]) for entry in result["timeline"]]
+    assert bars == sorted(bars) and bars[-1] <= 12
     assert {entry["piece"] for entry in result["pieces"]} <= set(library[0])
     assert sum(entry["votes"] for entry in result["pieces"]) == 12 * 4
     assert len(result["excerpts"]) == 12

@@ -63,6 +63,7 @@ COLUMNS = {
     "system": np.int32,
     "page_x": np.float32,
     "strip_x": np.float32,
+    "measure": np.str_,  # a sheet index's measure number of each snippet ("" unknown); indexes before lack it
     "recording": np.str_,
     "time": np.float32,
 }

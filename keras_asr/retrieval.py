@@ -33,6 +33,7 @@ import numpy as np
 from keras_asr import audio as audio_lib
 from keras_asr import index as index_lib
 from keras_asr import matching
+from keras_asr import measures
 from keras_asr import sheet
 
 COLLECTION_FILE = index_lib.COLLECTION_FILE  # kept for callers; the folder's I/O is in index.py
@@ -241,26 +242,32 @@ def index_scores(encoders, paths, hop=sheet.SNIPPET_HOP, log=None):
     """
 
     def load(path):
-        score = sheet.unroll(sheet.load_pages(path))
+        pages, spans = sheet.load_score(path)
+        score = sheet.unroll(pages)
         if not len(sheet.snippet_centres(score.width, hop)):
             raise ValueError(f"its unrolled score is {score.width} px long, and snippets every --hop {hop} px "
                              f"start {hop // 2} px in: no snippet; give a --hop under {2 * score.width} px")
-        return score
+        return score, spans
 
-    def add(index, piece, score):
-        return add_score(index, encoders, piece, score, hop)
+    def add(index, piece, loaded):
+        return add_score(index, encoders, piece, *loaded, hop=hop)
 
     # No staff system; unreadable image, PDF or score; shorter than the first snippet centre.
     return _index_files(encoders, paths, load, (ValueError, OSError, RuntimeError), add, log)
 
 
-def add_score(index, encoders, piece, score, hop=sheet.SNIPPET_HOP):
-    """Adds the snippets every `hop` px of an `UnrolledScore` to a sheet index; returns a progress line."""
+def add_score(index, encoders, piece, score, spans=None, hop=sheet.SNIPPET_HOP):
+    """Adds the snippets every `hop` px of an `UnrolledScore` to a sheet index; returns a progress line.
+
+    `spans` are the score's measures (`sheet.load_score`); each snippet records the measure it is centred in,
+    "" where there are none (a page image, a PDF).
+    """
     centres = sheet.snippet_centres(score.width, hop)
     page, system, page_x = score.strip_to_page(centres)
     index.add(
         encoders.sheet(sheet.extract_snippets(score.strip, centres)),
         piece=[piece] * len(centres), page=page, system=system, page_x=page_x, strip_x=centres,
+        measure=measures.numbers_at(score, spans, centres),
     )
     per_page = "+".join(map(str, score.systems_per_page))  # a page that lost its systems shows as 0
     turned = score.turned_pages and f", upside-down page(s) {', '.join(str(k + 1) for k in score.turned_pages)} turned"
@@ -506,8 +513,11 @@ def _timeline(index, order, segment, columns, times, smooth):
     nearest = np.where(np.abs(strip_x[left] - positions) < np.abs(strip_x[nearest] - positions), left, nearest)
     meta = index.rows(piece_rows[nearest])
     page_x = meta["page_x"] + (positions - strip_x[nearest])
-    return [{"time": round(float(t), 2), "page": int(p) + 1, "system": int(y) + 1, "x": round(float(x), 1)}
-            for t, p, y, x in zip(times, meta["page"], meta["system"], page_x)]
+    # The nearest snippet's measure (snippets are --hop px apart; a measure is usually several hops wide).
+    bars = meta.get("measure", np.full(len(times), ""))
+    return [{"time": round(float(t), 2), "page": int(p) + 1, "system": int(y) + 1, "x": round(float(x), 1),
+             **({"measure": str(m)} if m else {})}
+            for t, p, y, x, m in zip(times, meta["page"], meta["system"], page_x, bars)]
 
 
 def _candidates(sequences, hit_pieces, rows):

@@ -75,33 +75,43 @@ class StaffSystem:
 
 
 def load_pages(path, page_width=PAGE_WIDTH):
-    """Loads the pages of an image, a PDF or a symbolic score, scaled to `page_width`.
+    """Loads the pages of an image, a PDF or a symbolic score, scaled to `page_width` (see `load_score`)."""
+    return load_score(path, page_width)[0]
+
+
+def load_score(path, page_width=PAGE_WIDTH):
+    """Loads the pages of an image, a PDF or a symbolic score, scaled to `page_width`, with its measures.
 
     Args:
         path: an image file (one page), a PDF, or a score verovio reads (MusicXML, MEI, Humdrum, ABC).
         page_width: width of the returned pages in pixels.
 
     Returns:
-        A list of float32 arrays (rows, page_width) in [0, 1], white = 1.
+        (pages, measures): a list of float32 arrays (rows, page_width) in [0, 1], white = 1; and for a score
+        file per page the `measures.spans_from_svg` of its engraving, None for an image or a PDF.
 
     Example:
 
-    >>> pages = load_pages("bwv66.6.musicxml")
-    >>> pages[0].shape
-    (1181, 835)
+    >>> pages, measures = load_score("bwv66.6.musicxml")
+    >>> pages[0].shape, [number for _, _, number in measures[0][0]]  # page 1, system 1
+    ((1181, 835), ['0', '1', '2', '3', '4'])
     """
     path = pathlib.Path(path)
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES | SCORE_SUFFIXES | {".pdf"} and not path.is_file():
         raise FileNotFoundError(f"No score file at {path}" + (" (a folder)." if path.is_dir() else "."))
     if suffix in IMAGE_SUFFIXES:
-        return [to_page_width(load_image(path), page_width)]
+        return [to_page_width(load_image(path), page_width)], None
     if suffix == ".pdf":
-        return load_pdf(path, page_width)
+        return load_pdf(path, page_width), None
     if suffix in SCORE_SUFFIXES:
+        from keras_asr import measures
+
         if suffix in XML_SUFFIXES:
             _check_well_formed(path)
-        return engrave(path, page_width)
+        svgs = engrave_svg(path)
+        return ([rasterize_svg(svg, page_width) for svg in svgs],
+                [measures.spans_from_svg(svg, page_width) for svg in svgs])
     raise ValueError(
         f"Don't know how to read sheet music from '{path.name}': expected an image "
         f"({', '.join(sorted(IMAGE_SUFFIXES))}), a PDF, or a score ({', '.join(sorted(SCORE_SUFFIXES))})."
@@ -192,6 +202,7 @@ VEROVIO_OPTIONS = {
     "footer": "none",
     "breaks": "auto",
     "adjustPageHeight": False,
+    "svgAdditionalAttribute": ["measure@n"],  # measure numbers in the SVG, for `keras_asr.measures`
 }
 
 
