@@ -68,6 +68,8 @@ class Score:
         strip_x: float32 (len(noteheads),) notehead centres' columns on the strip.
         system_starts: strip column where each system begins.
         num_pages: number of page images.
+        unrolled_from: "pages" (the application's staff detection, `keras_asr.sheet.unroll`) or
+            "engraving" (the engraving's system boxes, where the detector disagreed with them).
     """
 
     strip: np.ndarray
@@ -75,6 +77,7 @@ class Score:
     strip_x: np.ndarray
     system_starts: np.ndarray
     num_pages: int
+    unrolled_from: str = "pages"
 
 
 @dataclasses.dataclass
@@ -161,11 +164,15 @@ def read_mung(path, page=0):
 
 
 def read_score(piece_dir):
-    """Reads a piece's pages, systems and noteheads and unrolls them into one strip.
+    """Reads a piece's pages and noteheads and unrolls them into one strip, as the application does.
 
-    Each system becomes a 200-row strip centred on the system's vertical centre and spanning its columns
-    (padded white past the page); strips are concatenated in page order, top to bottom. A notehead belongs to
-    the system whose rows contain it, or else to the one whose centre is nearest (ledger-line notes).
+    The pages go through `keras_asr.sheet.unroll`, the staff-system detection and unrolling that
+    `keras-asr index` applies to a user's pages, so a model trains on strips cut exactly as the ones it will
+    be queried with; the engraving's coordinates only place the noteheads on them. A notehead belongs to the
+    detected system whose rows contain it, or else to the one whose centre is nearest (ledger-line notes).
+    Where the detector finds another number of systems on a page than the engraving has
+    (`coords/systems_NN.npy`), the piece is unrolled from the engraving's system boxes instead, and
+    `Score.unrolled_from` says so.
 
     Args:
         piece_dir: the piece folder.
@@ -176,42 +183,76 @@ def read_score(piece_dir):
     from PIL import Image
 
     path = score_dir(piece_dir)
-    strips, starts, noteheads, strip_x = [], [], [], []
-    offset = 0
-    pages = page_numbers(path)
-    for index, number in enumerate(pages):
-        with Image.open(os.path.join(path, "img", f"{number:02d}.png")) as image:
-            page = np.asarray(image.convert("L"))
+    pages, boxes, heads = [], [], []
+    numbers = page_numbers(path)
+    for index, number in enumerate(numbers):
         systems_file = os.path.join(path, "coords", f"systems_{number:02d}.npy")
         mung_file = os.path.join(path, "mung", f"{number:02d}.xml")
         for f in (systems_file, mung_file):
             if not os.path.isfile(f):
                 raise LayoutError(f"Missing {f} (page {number:02d} of {piece_dir}).")
-        systems = _load_npy(systems_file).reshape(-1, 4, 2)
-        if not len(systems):
-            continue
-        tops, bottoms = systems[:, :, 0].min(1), systems[:, :, 0].max(1)
-        lefts = np.floor(systems[:, :, 1].min(1)).astype(int)
-        rights = np.ceil(systems[:, :, 1].max(1)).astype(int)
-        centres = (tops + bottoms) / 2
-        order = np.argsort(tops)
-        page_heads = read_mung(mung_file, index)
-        ys = np.array([n.y for n in page_heads])
-        inside = (ys[:, None] >= tops) & (ys[:, None] <= bottoms)
-        nearest = np.argmin(np.abs(ys[:, None] - centres), axis=1) if len(ys) else np.zeros(0, int)
-        owner = np.where(inside.any(1), np.argmax(inside, axis=1), nearest) if len(ys) else nearest
-        for s in order:
-            top = int(round(centres[s])) - STRIP_HEIGHT // 2
-            strips.append(_crop_white(page, top, top + STRIP_HEIGHT, lefts[s], rights[s]))
-            starts.append(offset)
-            for k in np.flatnonzero(owner == s):
-                noteheads.append(page_heads[k])
-                strip_x.append(offset + page_heads[k].x - lefts[s])
-            offset += rights[s] - lefts[s]
-    if not strips:
+        with Image.open(os.path.join(path, "img", f"{number:02d}.png")) as image:
+            pages.append(np.asarray(image.convert("L")))
+        boxes.append(_load_npy(systems_file).reshape(-1, 4, 2))
+        heads.append(read_mung(mung_file, index))
+    if not any(len(b) for b in boxes):
         raise LayoutError(f"No staff system in {path}/coords/systems_NN.npy.")
-    return Score(np.concatenate(strips, axis=1), noteheads, np.asarray(strip_x, np.float32),
-                 np.asarray(starts, np.int64), len(pages))
+    detected = _detected_systems(pages)
+    if detected is not None and detected[0] == [len(b) for b in boxes]:
+        _, strip, systems, starts = detected
+        unrolled_from = "pages"
+    else:
+        strip, systems, starts = _engraved_systems(pages, boxes)
+        unrolled_from = "engraving"
+    noteheads, strip_x = [], []
+    for k, (page, top, bottom, left) in enumerate(systems):
+        page_heads = heads[page]
+        ys = np.array([n.y for n in page_heads])
+        on_page = [j for j, (p, _, _, _) in enumerate(systems) if p == page]
+        tops = np.array([systems[j][1] for j in on_page])
+        bottoms = np.array([systems[j][2] for j in on_page])
+        inside = (ys[:, None] >= tops) & (ys[:, None] <= bottoms)
+        nearest = np.argmin(np.abs(ys[:, None] - (tops + bottoms) / 2), axis=1) if len(ys) else np.zeros(0, int)
+        owner = np.where(inside.any(1), np.argmax(inside, axis=1), nearest) if len(ys) else nearest
+        for j in np.flatnonzero(owner == on_page.index(k)):
+            noteheads.append(page_heads[j])
+            strip_x.append(starts[k] + page_heads[j].x - left)
+    return Score(strip, noteheads, np.asarray(strip_x, np.float32), np.asarray(starts, np.int64), len(pages),
+                 unrolled_from)
+
+
+def _detected_systems(pages):
+    """(systems per page, strip, [(page, top, bottom, left)], starts) from `keras_asr.sheet.unroll`, or None
+    where it finds no system or had to deskew or turn a page (the noteheads' page coordinates would not hold)."""
+    from keras_asr import sheet
+
+    floats = [page.astype(np.float32) / 255.0 for page in pages]
+    try:
+        score = sheet.unroll(floats)
+    except sheet.NoStaffSystemsError:
+        return None
+    if any(unrolled is not page for unrolled, page in zip(score.pages, floats)):
+        return None
+    strip = np.round(score.strip * 255.0).clip(0, 255).astype(np.uint8)
+    systems = [(int(p), s.top, s.bottom, s.left) for p, s in zip(score.system_pages, score.systems)]
+    return score.systems_per_page, strip, systems, score.system_starts
+
+
+def _engraved_systems(pages, boxes):
+    """(strip, [(page, top, bottom, left)], starts) cut from the engraving's system boxes, as `sheet.unroll`
+    cuts detected ones: 200 rows centred on the system, its columns, padded white."""
+    strips, systems, starts, offset = [], [], [], 0
+    for page, (image, page_boxes) in enumerate(zip(pages, boxes)):
+        tops, bottoms = page_boxes[:, :, 0].min(1), page_boxes[:, :, 0].max(1)
+        lefts = np.floor(page_boxes[:, :, 1].min(1)).astype(int)
+        rights = np.ceil(page_boxes[:, :, 1].max(1)).astype(int)
+        for s in np.argsort(tops):
+            top = int(round((tops[s] + bottoms[s]) / 2)) - STRIP_HEIGHT // 2
+            strips.append(_crop_white(image, top, top + STRIP_HEIGHT, lefts[s], rights[s]))
+            systems.append((page, float(tops[s]), float(bottoms[s]), int(lefts[s])))
+            starts.append(offset)
+            offset += rights[s] - lefts[s]
+    return np.concatenate(strips, axis=1), systems, starts
 
 
 def _load_npy(path):
