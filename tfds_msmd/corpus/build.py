@@ -129,7 +129,8 @@ def build_corpus(out_dir, config_name="small", workers=None, keep_audio=True, jo
     """Builds a corpus config into `out_dir`, resuming where a previous run stopped.
 
     Pieces are built in parallel, each into a temporary folder renamed into place when done; existing piece
-    folders are skipped. Failed pieces are reported and left out of the split file.
+    folders are skipped, and half-written ones a killed build left in `.partial/` are removed. Failed pieces
+    are reported and left out of the split file.
 
     Args:
         out_dir: corpus root (created).
@@ -142,7 +143,12 @@ def build_corpus(out_dir, config_name="small", workers=None, keep_audio=True, jo
     Returns:
         The list of `Result`s, in job order.
     """
+    from tfds_msmd.corpus import writer
+
     os.makedirs(out_dir, exist_ok=True)
+    removed = writer.remove_abandoned(out_dir)
+    if removed and log:
+        print(f"Removed {removed} half-written piece(s) of an interrupted build from {out_dir}/.partial.", file=log)
     jobs = plan(config_name) if jobs is None else list(jobs)
     workers = workers or os.cpu_count() or 1
     results, start = [], time.time()

@@ -110,3 +110,18 @@ def test_a_piece_reaches_the_disk_before_it_counts_as_built(tmp_path, monkeypatc
     assert result.status == "failed" and "No space left on device" in result.error
     assert not os.path.exists(tmp_path / "full" / "bach__bwv365__chorale")
     assert not os.listdir(tmp_path / "full" / ".partial")
+
+
+def test_a_rerun_removes_what_a_killed_build_left_half_written(tmp_path):
+    import subprocess
+    import sys
+
+    from tfds_msmd.corpus import writer
+
+    partial = tmp_path / "out" / ".partial"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name in (f"a__b__c.{dead.pid}.x1", f"a__b__d.{os.getpid()}.x2", "a__b__e.x3"):  # killed, running, old
+        (partial / name / "scores").mkdir(parents=True)
+    assert writer.remove_abandoned(tmp_path / "out") == 2
+    assert sorted(os.listdir(partial)) == [f"a__b__d.{os.getpid()}.x2"]

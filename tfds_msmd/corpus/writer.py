@@ -41,7 +41,7 @@ def write_piece(root, piece, engraving, renders, keep_audio=True):
     final = os.path.join(root, piece)
     partial_root = os.path.join(root, ".partial")
     os.makedirs(partial_root, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=piece + ".", dir=partial_root)
+    tmp = tempfile.mkdtemp(prefix=f"{piece}.{os.getpid()}.", dir=partial_root)  # the pid: see remove_abandoned
     try:
         heads = engraving.noteheads
         data = [{"midi_pitch_code": int(n.pitch)} for n in heads]
@@ -81,6 +81,31 @@ def write_piece(root, piece, engraving, renders, keep_audio=True):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def remove_abandoned(root):
+    """Deletes the half-written pieces under `<root>/.partial/` of builds that were killed (their process is gone);
+    those of running builds stay. Returns how many were removed."""
+    partial_root = os.path.join(root, ".partial")
+    removed = 0
+    for name in os.listdir(partial_root) if os.path.isdir(partial_root) else ():
+        parts = name.rsplit(".", 2)
+        pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+        if pid is not None and _alive(pid):
+            continue
+        shutil.rmtree(os.path.join(partial_root, name), ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _sync_tree(folder):
