@@ -25,15 +25,16 @@ import tempfile
 
 import numpy as np
 
-SAMPLE_RATE = 22050
-FRAME_SIZE = 2048
-FPS = 20
+from keras_asr.geometry import FPS
+from keras_asr.geometry import FRAME_SIZE
+from keras_asr.geometry import NUM_BINS
+from keras_asr.geometry import SAMPLE_RATE
+
 HOP_SIZE = SAMPLE_RATE / FPS  # 1102.5: madmom keeps the fractional hop and truncates each frame start.
 BANDS_PER_OCTAVE = 16
 FMIN = 30.0
 FMAX = 6000.0
 FREF = 440.0
-NUM_BINS = 92
 
 
 def load_audio(path, sr=SAMPLE_RATE):

@@ -24,10 +24,11 @@ train_ds = keras_asr.data.PairPool.from_tfds("train", name="msmd/small").dataset
 
 import numpy as np
 
-SNIPPET_WINDOW = (160, 200)  # rows x columns cut from the strip
-SHEET_SHAPE = (80, 100)  # what the sheet encoder sees: the window halved
-NUM_BINS = 92
-CONTEXTS = {"SC": 42, "MC": 84, "LC": 168}
+from keras_asr.geometry import NUM_BINS
+from keras_asr.geometry import SNIPPET_SHAPE as SHEET_SHAPE  # what the sheet encoder sees: the window halved
+from keras_asr.geometry import SNIPPET_WINDOW
+from keras_asr.geometry import STRIP_HEIGHT
+
 EVAL_PAIRS = 10_000
 # MSMD's training augmentation (audio_sheet_retrieval exp_configs: system_translation, sheet_scaling,
 # onset_translation).
@@ -50,7 +51,7 @@ def _grid(x, shift, scale):
     round(x) - 100 .. round(x) + 99: exact pixels, as in `keras_asr.sheet.extract_snippets`.
     """
     rows, cols = SNIPPET_WINDOW
-    centre_row = (200 - 1) / 2 + shift[:, None]
+    centre_row = (STRIP_HEIGHT - 1) / 2 + shift[:, None]
     centre_col = np.round(x)[:, None] - 0.5
     r = centre_row + (np.arange(rows) - (rows - 1) / 2) / scale[:, None]
     c = centre_col + (np.arange(cols) - (cols - 1) / 2) / scale[:, None]
@@ -145,7 +146,7 @@ class PairPool:
         for i, e in enumerate(examples):
             if e["piece"] not in strip_index:
                 strip_index[e["piece"]] = len(strips)
-                strips.append(np.asarray(e["strip"], np.uint8).reshape(200, -1))
+                strips.append(np.asarray(e["strip"], np.uint8).reshape(STRIP_HEIGHT, -1))
             self.example_piece.append(e["piece"])
             self.example_performance.append(e["performance"])
             self.example_strip.append(strip_index[e["piece"]])
@@ -250,7 +251,7 @@ class PairPool:
         e, s = self.pair_example, self.example_strip[self.pair_example]
         return dict(
             frames=tf.constant(np.concatenate(self.specs, axis=1).T),  # (total frames, 92)
-            strips=tf.constant(np.concatenate(self.strips, axis=1).reshape(-1)),  # (200 * total width,)
+            strips=tf.constant(np.concatenate(self.strips, axis=1).reshape(-1)),  # (STRIP_HEIGHT * total width,)
             total_width=int(strip_len.sum()),
             onset=tf.constant(self.pair_onset),
             spec_start=tf.constant(spec_start[e]),
@@ -276,7 +277,8 @@ class PairPool:
         x = tf.cast(tf.gather(t["x"], indices), tf.float64)
         shift, scale = tf.cast(shift, tf.float64), tf.cast(scale, tf.float64)
         rows_n, cols_n = SNIPPET_WINDOW
-        r = (199 / 2 + shift)[:, None] + (tf.range(rows_n, dtype=tf.float64) - (rows_n - 1) / 2) / scale[:, None]
+        r = ((STRIP_HEIGHT - 1) / 2 + shift)[:, None] + (
+            (tf.range(rows_n, dtype=tf.float64) - (rows_n - 1) / 2) / scale[:, None])
         c = (tf.round(x) - 0.5)[:, None] + (tf.range(cols_n, dtype=tf.float64) - (cols_n - 1) / 2) / scale[:, None]
         width = tf.gather(t["strip_len"], indices)[:, None]
         start = tf.gather(t["strip_start"], indices)[:, None]
@@ -285,8 +287,8 @@ class PairPool:
         r0, c0 = tf.cast(r0, tf.int64), tf.cast(c0, tf.int64)
 
         def at(rr, cc):
-            ok = ((rr >= 0) & (rr < 200))[:, :, None] & ((cc >= 0) & (cc < width))[:, None, :]
-            flat = (tf.clip_by_value(rr, 0, 199)[:, :, None] * t["total_width"]
+            ok = ((rr >= 0) & (rr < STRIP_HEIGHT))[:, :, None] & ((cc >= 0) & (cc < width))[:, None, :]
+            flat = (tf.clip_by_value(rr, 0, STRIP_HEIGHT - 1)[:, :, None] * t["total_width"]
                     + (start + tf.clip_by_value(cc, 0, width - 1))[:, None, :])
             v = tf.cast(tf.gather(t["strips"], flat), tf.float32)
             return tf.where(ok, v, 255.0)

@@ -15,10 +15,10 @@ print(keras_asr.metrics.format_table2({"BL2-SC": both}))
 
 import numpy as np
 
+from keras_asr.geometry import TEMPO_RATIOS  # the paper's Table 3 (renders of the test pieces at these speeds)
+
 RECALL_AT = (1, 5, 10, 25)
 DIRECTIONS = ("audio2sheet", "sheet2audio")
-# The paper's Table 3 tempo ratios (renders of the test pieces at these speeds).
-TEMPO_RATIOS = (0.5, 0.66, 1.0, 1.33, 2.0)
 
 
 def _normalize(x):

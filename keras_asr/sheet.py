@@ -32,10 +32,10 @@ import sys
 import numpy as np
 import skimage.transform
 
-PAGE_WIDTH = 835
-STRIP_HEIGHT = 200
-SNIPPET_SHAPE = (160, 200)  # rows x columns cut from the strip
-SNIPPET_HOP = 50  # px between snippet centres in a piece-identification database (SPEC)
+from keras_asr.geometry import PAGE_WIDTH
+from keras_asr.geometry import SNIPPET_HOP
+from keras_asr.geometry import SNIPPET_WINDOW
+from keras_asr.geometry import STRIP_HEIGHT
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
 SCORE_SUFFIXES = {".xml", ".musicxml", ".mxl", ".mei", ".krn", ".hmd", ".abc"}
@@ -650,7 +650,7 @@ def snippet_centres(width, hop=SNIPPET_HOP):
     return np.arange(hop // 2, width, hop)
 
 
-def extract_snippets(strip, centres, shape=SNIPPET_SHAPE, batch_size=256):
+def extract_snippets(strip, centres, shape=SNIPPET_WINDOW, batch_size=256):
     """Cuts snippets centred on strip columns, padded white past the strip, and halves them (2x2 block mean).
 
     Args:

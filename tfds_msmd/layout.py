@@ -32,7 +32,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-STRIP_HEIGHT = 200
+from keras_asr.geometry import STRIP_HEIGHT
+
 SPLIT_FILES = ("all_split.yaml", "split.yaml")
 # MuNG class names of a full notehead: current MuNG, and the muscima 0.x spelling the MSMD archive uses.
 NOTEHEAD_CLASSES = ("noteheadFull", "notehead-full")

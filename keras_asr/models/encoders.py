@@ -3,10 +3,10 @@
 import keras
 from keras import layers
 
+from keras_asr.geometry import NUM_BINS as SPECTROGRAM_BINS
+from keras_asr.geometry import SNIPPET_SHAPE as SHEET_SHAPE
 from keras_asr.layers.attention import FrameAttention
 
-SPECTROGRAM_BINS = 92
-SHEET_SHAPE = (80, 100)
 EMBEDDING_DIM = 32
 HEADS = ("dense", "gap")
 TRUNK_FILTERS = (24, 48, 96, 96)

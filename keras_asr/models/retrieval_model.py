@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from keras_asr.geometry import CONTEXTS
+from keras_asr.geometry import FRONT_END
 from keras_asr.layers.cca import CCAProjection
 from keras_asr.losses import PairwiseRankingLoss
 from keras_asr.models.encoders import SHEET_SHAPE
@@ -10,8 +12,6 @@ from keras_asr.models.encoders import SPECTROGRAM_BINS
 from keras_asr.models.encoders import AudioEncoder
 from keras_asr.models.encoders import SheetEncoder
 
-# The paper's contexts in frames (20 per second): 2.1 s, 4.2 s and 8.4 s.
-CONTEXTS = {"SC": 42, "MC": 84, "LC": 168}
 # Four 2x2 poolings: a custom context that is a multiple of 16 frames loses no frame to them.
 FRAME_MULTIPLE = 16
 
@@ -61,6 +61,8 @@ class RetrievalModel(keras.Model):
         weight_decay: L2 factor on all parameters.
         cca_regularization: `r` added to the CCA covariances.
         cca_momentum: decay of the CCA's moving statistics.
+        front_end: the audio front end and snippet geometry the model expects (`geometry.FRONT_END`, what
+            keras-asr computes; saved with the model). A model saved with another one does not load.
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -80,9 +82,16 @@ class RetrievalModel(keras.Model):
         weight_decay=1e-5,
         cca_regularization=1e-3,
         cca_momentum=0.99,
+        front_end=None,
         **kwargs,
     ):
         frames = resolve_context(context)
+        front_end = dict(FRONT_END if front_end is None else front_end)
+        if front_end != FRONT_END:
+            differ = ", ".join(f"{k} {front_end.get(k)!r} (keras-asr: {v!r})" for k, v in FRONT_END.items()
+                               if front_end.get(k) != v)
+            raise ValueError(f"This model expects another front end than keras-asr computes: {differ}. Its "
+                             "spectrograms or snippets would not mean what it learnt.")
         # === Layers ===
         sheet_tower = SheetEncoder(head=head, weight_decay=weight_decay, name="sheet_tower")
         audio_tower = AudioEncoder(
@@ -120,6 +129,7 @@ class RetrievalModel(keras.Model):
         self.weight_decay = weight_decay
         self.cca_regularization = cca_regularization
         self.cca_momentum = cca_momentum
+        self.front_end = front_end
         self._encoders = {}
 
     def _encoder(self, view):
@@ -163,6 +173,7 @@ class RetrievalModel(keras.Model):
             "weight_decay": self.weight_decay,
             "cca_regularization": self.cca_regularization,
             "cca_momentum": self.cca_momentum,
+            "front_end": self.front_end,
         }
 
 

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import keras_asr
+from keras_asr import build_model
+from keras_asr.models.retrieval_model import RetrievalModel
 from keras_asr.models.retrieval_model import resolve_context
 from keras_asr.testing import real_pairs
 
@@ -136,3 +138,13 @@ def test_mixed_bfloat16_trains_with_a_float32_cca():
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(out["audio_embedding"])))
     with pytest.raises(ValueError, match="precision"):
         keras_asr.build_model(context=16, precision="float16")
+
+
+def test_a_model_of_another_front_end_is_refused_by_name(tmp_path):
+    from keras_asr import geometry
+
+    model = build_model(context=16)
+    assert model.get_config()["front_end"] == geometry.FRONT_END
+    other = {**geometry.FRONT_END, "bins": 128, "fps": 50}
+    with pytest.raises(ValueError, match=r"fps 50 \(keras-asr: 20\), bins 128 \(keras-asr: 92\)"):
+        RetrievalModel.from_config({**model.get_config(), "front_end": other})

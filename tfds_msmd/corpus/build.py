@@ -27,6 +27,7 @@ import os
 import sys
 import time
 
+from keras_asr.geometry import TEMPO_RATIOS as TEST_TEMPO_RATIOS
 from tfds_msmd import layout
 from tfds_msmd.corpus import alignment_check
 from tfds_msmd.corpus import sources
@@ -36,7 +37,6 @@ TRAIN_SOUNDFONTS = ("FluidR3_GM", "TimGM6mb")
 VALID_SOUNDFONT = "FluidR3_GM"
 TEST_SOUNDFONT = "MuseScore_General"
 TRAIN_RATIOS = (0.90, 0.95, 1.00, 1.05, 1.10)
-TEST_TEMPO_RATIOS = (0.50, 0.66, 1.00, 1.33, 2.00)
 RENDERS = {
     "train": tuple((r, sf) for sf in TRAIN_SOUNDFONTS for r in TRAIN_RATIOS),
     "valid": ((1.00, VALID_SOUNDFONT),),

@@ -25,7 +25,8 @@ import tempfile
 
 import numpy as np
 
-SAMPLE_RATE = 22050
+from keras_asr.geometry import SAMPLE_RATE
+
 SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts")
 _TICKS_PER_BEAT = 480
 _US_PER_BEAT = 500_000  # 120 bpm: one tick = 1/960 s, so seconds map to ticks without a tempo map.

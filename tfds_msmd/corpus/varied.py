@@ -19,6 +19,7 @@ program and style (dry, expressive, or expressive in a room; see `synth`).
 
 import hashlib
 
+from keras_asr.geometry import TEMPO_RATIOS as TEST_TEMPO_RATIOS
 from tfds_msmd.corpus import sources, synth
 
 COLLECTIONS = (("keyboard", 0), ("piano_parts", 0), ("chorales", 100), ("chorale_figurations", 100),
@@ -36,7 +37,6 @@ HELDOUT_SOUND = f"{TEST_SOUNDFONT}-p0-room"
 HELDOUT_PIANO = "SampledPiano-p0-expr"  # see tfds_msmd.corpus.sampler
 TRAIN_RATIOS = (0.90, 0.95, 1.00, 1.05, 1.10)
 WIDE_RATIOS = (0.50, 0.63, 0.79, 1.00, 1.26, 1.59, 2.00)  # log-spaced over 0.5-2.0
-TEST_TEMPO_RATIOS = (0.50, 0.66, 1.00, 1.33, 2.00)
 TRAIN_RENDERS_PER_PIECE = 10
 CONFIGS = ("varied", "varied_wide", "varied_heldout")
 # What the TFDS builder keeps of each config's performances (see tfds_msmd.msmd.msmd_dataset_builder).

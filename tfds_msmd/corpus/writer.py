@@ -13,10 +13,10 @@ import tempfile
 import numpy as np
 
 from keras_asr import atomic
+from keras_asr.geometry import FPS
 from tfds_msmd import layout
 from tfds_msmd.corpus import synth
 
-FPS = 20
 
 
 def write_piece(root, piece, engraving, renders, keep_audio=True):

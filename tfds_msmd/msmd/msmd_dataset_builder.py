@@ -28,12 +28,13 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from keras_asr.geometry import NUM_BINS
+from keras_asr.geometry import TEMPO_RATIOS  # the paper's Table 3
 from tfds_msmd import layout
 
 MSMD_ARCHIVE = "msmd_aug_v1-1_no-audio.zip"
 MSMD_URL = "https://zenodo.org/record/2597505/files/msmd_aug_v1-1_no-audio.zip"
 SPLIT_URL = "https://github.com/CPJKU/msmd/blob/master/msmd/splits/all_split.yaml"
-TEMPO_RATIOS = (0.5, 0.66, 1.0, 1.33, 2.0)  # the paper's Table 3
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
 Config `msmd_v1_1` reads the real MSMD v1.1 from the manual directory (default ~/tensorflow_datasets/downloads/manual,
@@ -124,7 +125,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 "soundfont": tfds.features.Text(),
                 "tempo_ratio": tfds.features.Scalar(np.float32),
                 "strip": tfds.features.Image(shape=(layout.STRIP_HEIGHT, None, 1), dtype=np.uint8),
-                "spectrogram": tfds.features.Tensor(shape=(92, None), dtype=np.float32, encoding="zlib"),
+                "spectrogram": tfds.features.Tensor(shape=(NUM_BINS, None), dtype=np.float32, encoding="zlib"),
                 "onset_frames": tfds.features.Tensor(shape=(None,), dtype=np.int32),
                 "notehead_x": tfds.features.Tensor(shape=(None,), dtype=np.float32),
             }),
