@@ -18,6 +18,7 @@ import keras
 
 from keras_asr import retrieval
 from keras_asr import sheet
+from keras_asr import windows
 from keras_asr.testing import fixture_root
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -32,13 +33,13 @@ def main():
     args = parser.parse_args()
     encoders = retrieval.load_encoders(model=args.model)
     pages = sorted(glob.glob(os.path.join(fixture_root(), "*", "scores", "*", "img", "*.png"))) * args.repeat
-    encoders.sheet(sheet.extract_snippets(sheet.unroll(sheet.load_pages(pages[0])).strip, [100]))  # warm-up
+    encoders.sheet(windows.snippets(sheet.unroll(sheet.load_pages(pages[0])).strip, [100]))  # warm-up
 
     start = time.perf_counter()
     prepared = []
     for path in pages:
         score = sheet.unroll(sheet.load_pages(path))
-        prepared.append(sheet.extract_snippets(score.strip, sheet.snippet_centres(score.width, args.hop)))
+        prepared.append(windows.snippets(score.strip, sheet.snippet_centres(score.width, args.hop)))
     prepare_s = time.perf_counter() - start
     start = time.perf_counter()
     for snippets in prepared:

@@ -23,6 +23,7 @@ import numpy as np
 from keras_asr import index as index_lib
 from keras_asr import matching
 from keras_asr import retrieval
+from keras_asr import windows
 from keras_asr.testing import fixture_root
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -82,7 +83,7 @@ def main():
     group_s = time.perf_counter() - start
 
     starts = retrieval.excerpt_starts(spec.shape[1], encoders.frames, args.excerpts)
-    excerpts = retrieval.cut_excerpts(spec, starts, encoders.frames)
+    excerpts = windows.excerpts(spec, np.asarray(starts) + encoders.frames // 2, encoders.frames)
     encoders.audio(excerpts)  # warm-up
     embed_s, queries = median_time(lambda: encoders.audio(excerpts), args.repeat)
     search_s, _ = median_time(lambda: index.search(queries), args.repeat)

@@ -24,9 +24,9 @@ train_ds = keras_asr.data.PairPool.from_tfds("train", name="msmd/small").dataset
 
 import numpy as np
 
+from keras_asr import windows
 from keras_asr.geometry import NUM_BINS
 from keras_asr.geometry import SNIPPET_SHAPE as SHEET_SHAPE  # what the sheet encoder sees: the window halved
-from keras_asr.geometry import SNIPPET_WINDOW
 from keras_asr.geometry import STRIP_HEIGHT
 
 EVAL_PAIRS = 10_000
@@ -44,80 +44,9 @@ def eval_indices(num_pairs, n=EVAL_PAIRS):
     return np.linspace(0, num_pairs - 1, n).astype(int)
 
 
-def _grid(x, shift, scale):
-    """Source rows (k, 160) and columns (k, 200) of the snippet window, scaled about its centre.
-
-    At scale 1 and integer shift the window is rows 20 + shift .. 179 + shift and columns
-    round(x) - 100 .. round(x) + 99: exact pixels, as in `keras_asr.sheet.extract_snippets`.
-    """
-    rows, cols = SNIPPET_WINDOW
-    centre_row = (STRIP_HEIGHT - 1) / 2 + shift[:, None]
-    centre_col = np.round(x)[:, None] - 0.5
-    r = centre_row + (np.arange(rows) - (rows - 1) / 2) / scale[:, None]
-    c = centre_col + (np.arange(cols) - (cols - 1) / 2) / scale[:, None]
-    return r, c
-
-
-def _bilinear_np(strip, r, c):
-    """Samples a uint8 strip at rows r (k, R) x columns c (k, C), white (255) outside; returns (k, R, C)."""
-    height, width = strip.shape
-    r0, c0 = np.floor(r), np.floor(c)
-    wr, wc = (r - r0)[:, :, None], (c - c0)[:, None, :]
-    r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
-
-    def at(rr, cc):
-        ok = ((rr >= 0) & (rr < height))[:, :, None] & ((cc >= 0) & (cc < width))[:, None, :]
-        v = strip[np.clip(rr, 0, height - 1)[:, :, None], np.clip(cc, 0, width - 1)[:, None, :]]
-        return np.where(ok, v, 255).astype(np.float32)
-
-    return ((1 - wr) * ((1 - wc) * at(r0, c0) + wc * at(r0, c0 + 1))
-            + wr * ((1 - wc) * at(r0 + 1, c0) + wc * at(r0 + 1, c0 + 1)))
-
-
-def _halve(window):
-    """(k, 160, 200) in 0..255 -> (k, 80, 100) in [0, 1] by 2x2 block means."""
-    k, rows, cols = window.shape
-    return window.reshape(k, rows // 2, 2, cols // 2, 2).mean(axis=(2, 4)) / 255.0
-
-
-def snippets(strip, x, shift=None, scale=None):
-    """Sheet snippets centred on strip columns `x` (NumPy).
-
-    Args:
-        strip: uint8 (200, width) unrolled score, white = 255 (a float strip in [0, 1] is accepted too).
-        x: (k,) notehead columns on the strip.
-        shift: (k,) vertical shifts in pixels (default 0).
-        scale: (k,) scale factors about the window centre (default 1).
-
-    Returns:
-        float32 (k, 80, 100) in [0, 1], white = 1.
-    """
-    strip = np.asarray(strip)
-    if strip.dtype != np.uint8:
-        strip = np.round(np.clip(strip, 0, 1) * 255).astype(np.uint8)
-    x = np.atleast_1d(np.asarray(x, np.float64))
-    shift = np.zeros_like(x) if shift is None else np.asarray(shift, np.float64)
-    scale = np.ones_like(x) if scale is None else np.asarray(scale, np.float64)
-    r, c = _grid(x, shift, scale)
-    return _halve(_bilinear_np(strip, r, c)).astype(np.float32)
-
-
-def excerpts(spectrogram, onsets, context):
-    """Spectrogram excerpts `spec[:, o - C//2 : o - C//2 + C]`, zero-padded past the ends (NumPy).
-
-    Args:
-        spectrogram: (92, N) float spectrogram.
-        onsets: (k,) onset frames.
-        context: number of frames C.
-
-    Returns:
-        float32 (k, 92, C).
-    """
-    spec = np.asarray(spectrogram, np.float32)
-    frames = np.atleast_1d(onsets)[:, None] - context // 2 + np.arange(context)
-    ok = (frames >= 0) & (frames < spec.shape[1])
-    out = spec[:, np.clip(frames, 0, spec.shape[1] - 1)].transpose(1, 0, 2)
-    return np.where(ok[:, None, :], out, 0).astype(np.float32)
+# The one cutter (`keras_asr.windows`), under the names this module has always offered.
+snippets = windows.snippets
+excerpts = windows.excerpts
 
 
 class PairPool:
@@ -265,38 +194,28 @@ class PairPool:
         import tensorflow as tf
 
         t = self._tables()
-        # Excerpts: gather frames of the pair's own spectrogram, zeros outside it.
-        frames = tf.gather(t["onset"], indices) + tf.cast(jitter, tf.int64)
-        frames = frames[:, None] - context // 2 + tf.range(context, dtype=tf.int64)
+        # Excerpts: frames of the pair's own spectrogram, zeros outside it.
         n = tf.gather(t["spec_len"], indices)[:, None]
-        ok = (frames >= 0) & (frames < n)
-        rows = tf.gather(t["spec_start"], indices)[:, None] + tf.clip_by_value(frames, 0, n - 1)
-        spec = tf.gather(t["frames"], rows) * tf.cast(ok, tf.float32)[:, :, None]  # (k, C, 92)
-        spec = tf.transpose(spec, (0, 2, 1))
-        # Snippets: bilinear samples of the pair's own strip, white outside it (see `_grid`).
-        x = tf.cast(tf.gather(t["x"], indices), tf.float64)
-        shift, scale = tf.cast(shift, tf.float64), tf.cast(scale, tf.float64)
-        rows_n, cols_n = SNIPPET_WINDOW
-        r = ((STRIP_HEIGHT - 1) / 2 + shift)[:, None] + (
-            (tf.range(rows_n, dtype=tf.float64) - (rows_n - 1) / 2) / scale[:, None])
-        c = (tf.round(x) - 0.5)[:, None] + (tf.range(cols_n, dtype=tf.float64) - (cols_n - 1) / 2) / scale[:, None]
+        first = tf.gather(t["spec_start"], indices)[:, None]
+
+        def read_frames(frames):
+            ok = (frames >= 0) & (frames < n)
+            values = tf.gather(t["frames"], first + tf.clip_by_value(frames, 0, n - 1))  # (k, C, bins)
+            return values * tf.cast(ok, tf.float32)[:, :, None]
+
+        onsets = tf.gather(t["onset"], indices) + tf.cast(jitter, tf.int64)
+        spec = windows.tf_excerpts(onsets, context, read_frames)
+        # Snippets: pixels of the pair's own strip, white outside it.
         width = tf.gather(t["strip_len"], indices)[:, None]
         start = tf.gather(t["strip_start"], indices)[:, None]
-        r0, c0 = tf.floor(r), tf.floor(c)
-        wr, wc = tf.cast(r - r0, tf.float32)[:, :, None], tf.cast(c - c0, tf.float32)[:, None, :]
-        r0, c0 = tf.cast(r0, tf.int64), tf.cast(c0, tf.int64)
 
-        def at(rr, cc):
+        def read_pixels(rr, cc):
             ok = ((rr >= 0) & (rr < STRIP_HEIGHT))[:, :, None] & ((cc >= 0) & (cc < width))[:, None, :]
             flat = (tf.clip_by_value(rr, 0, STRIP_HEIGHT - 1)[:, :, None] * t["total_width"]
                     + (start + tf.clip_by_value(cc, 0, width - 1))[:, None, :])
-            v = tf.cast(tf.gather(t["strips"], flat), tf.float32)
-            return tf.where(ok, v, 255.0)
+            return tf.where(ok, tf.cast(tf.gather(t["strips"], flat), tf.float32), 255.0)
 
-        window = ((1 - wr) * ((1 - wc) * at(r0, c0) + wc * at(r0, c0 + 1))
-                  + wr * ((1 - wc) * at(r0 + 1, c0) + wc * at(r0 + 1, c0 + 1)))
-        k = tf.shape(window)[0]
-        sheet = tf.reduce_mean(tf.reshape(window, (k, rows_n // 2, 2, cols_n // 2, 2)), axis=(2, 4)) / 255.0
+        sheet = windows.tf_snippets(tf.gather(t["x"], indices), shift, scale, read_pixels)
         return {"spectrogram": spec, "sheet": sheet}
 
     def dataset(self, context, batch_size=100, training=False, n=EVAL_PAIRS, seed=None, threads=None):

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_asr import data
 from keras_asr import sheet
+from keras_asr import windows
 from tfds_msmd import layout
 
 DUMMY_DATA = os.path.join(os.path.dirname(__file__), "..", "tfds_msmd", "msmd", "dummy_data")
@@ -47,7 +48,7 @@ def test_snippet_is_centred_on_the_notehead(pool, records):
     for e, s in enumerate(pool.example_strip):
         mine = idx[pool.pair_example == e]
         strip = pool.strips[s].astype(np.float32) / 255
-        np.testing.assert_allclose(snippets[mine], sheet.extract_snippets(strip, pool.pair_x[mine]), atol=1e-6)
+        np.testing.assert_allclose(snippets[mine], windows.snippets(strip, pool.pair_x[mine]), atol=1e-6)
     # Past the strip's ends the window is white.
     first = np.argmin(pool.pair_x)
     left_cols = 100 - int(np.round(pool.pair_x[first]))

@@ -6,7 +6,7 @@ Training, evaluation, indexing and querying all read these numbers from here (SP
   (`audio.spectrogram`); an excerpt is `CONTEXTS[...]` frames centred on an onset frame;
 - sheet: pages scaled to 835 px wide, each staff system cut into a strip of 200 rows centred on it and the
   strips concatenated (`sheet.unroll`); a snippet is a 160 x 200 window of the strip centred on a notehead's
-  column, halved to 80 x 100 (`sheet.extract_snippets`); an index places one every 50 px;
+  column, halved to 80 x 100 (`windows.snippets`); an index places one every 50 px;
 - tempo: the ratios of the paper's Table 3.
 
 A saved model records `FRONT_END` (`RetrievalModel.get_config`), so that loading one trained on another

@@ -11,6 +11,7 @@ import pytest
 
 from keras_asr import index as index_lib
 from keras_asr import sheet
+from keras_asr import windows
 
 pytestmark = pytest.mark.single_backend
 
@@ -33,8 +34,8 @@ def library():
         score = sheet.unroll([sheet.rasterize_svg(sheet.engrave_svg(path)[0])])
         centres = sheet.snippet_centres(score.width)
         page, system, page_x = score.strip_to_page(centres)
-        snippets.append(sheet.extract_snippets(score.strip, centres))
-        queries[piece] = sheet.extract_snippets(score.strip, centres + QUERY_SHIFT)
+        snippets.append(windows.snippets(score.strip, centres))
+        queries[piece] = windows.snippets(score.strip, centres + QUERY_SHIFT)
         for name, values in zip(metadata, [[piece] * len(centres), page, system, page_x, centres]):
             metadata[name].extend(values)
     pixels = np.concatenate(snippets).reshape(-1, 80 * 100)

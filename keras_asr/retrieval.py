@@ -35,6 +35,7 @@ from keras_asr import index as index_lib
 from keras_asr import matching
 from keras_asr import measures
 from keras_asr import sheet
+from keras_asr import windows
 
 COLLECTION_FILE = index_lib.COLLECTION_FILE  # kept for callers; the folder's I/O is in index.py
 SHEET_COLUMNS = index_lib.KINDS["sheet"][0]
@@ -265,7 +266,7 @@ def add_score(index, encoders, piece, score, spans=None, hop=sheet.SNIPPET_HOP):
     centres = sheet.snippet_centres(score.width, hop)
     page, system, page_x = score.strip_to_page(centres)
     index.add(
-        encoders.sheet(sheet.extract_snippets(score.strip, centres)),
+        encoders.sheet(windows.snippets(score.strip, centres)),
         piece=[piece] * len(centres), page=page, system=system, page_x=page_x, strip_x=centres,
         measure=measures.numbers_at(score, spans, centres),
     )
@@ -323,7 +324,7 @@ def sheet_queries(path, page=None, system=None, x=None, hop=sheet.SNIPPET_HOP):
     if path.suffix.lower() in sheet.IMAGE_SUFFIXES and page is None:
         score = sheet.unroll([_rescale_crop(sheet.load_image(path))])
         centres = sheet.snippet_centres(score.width, hop)
-        return sheet.extract_snippets(score.strip, centres), [None] * len(centres)
+        return windows.snippets(score.strip, centres), [None] * len(centres)
     score = sheet.unroll(sheet.load_pages(path))
     keep = np.ones(len(score.systems), bool)
     if page is not None:
@@ -352,7 +353,7 @@ def sheet_queries(path, page=None, system=None, x=None, hop=sheet.SNIPPET_HOP):
             raise RetrievalError(f"The selected region of {path} is narrower than --hop ({hop} px): give --x.")
     pages, systems, xs = score.strip_to_page(centres)
     positions = [{"page": int(p) + 1, "system": int(s) + 1, "x": float(v)} for p, s, v in zip(pages, systems, xs)]
-    return sheet.extract_snippets(score.strip, centres), positions
+    return windows.snippets(score.strip, centres), positions
 
 
 def _rescale_crop(image):
@@ -402,10 +403,6 @@ def excerpt_starts(num_frames, frames, count):
     return np.unique(np.round(np.linspace(0, num_frames - frames, count)).astype(int))
 
 
-def cut_excerpts(spec, starts, frames):
-    return np.stack([spec[:, s:s + frames] for s in starts])
-
-
 def index_recordings(encoders, paths, hop=DEFAULT_AUDIO_HOP, log=None):
     """Embeds excerpts every `hop` frames of each recording; unreadable or too short ones are skipped.
 
@@ -417,7 +414,7 @@ def index_recordings(encoders, paths, hop=DEFAULT_AUDIO_HOP, log=None):
     def add(index, recording, spec):
         starts = np.arange(0, spec.shape[1] - encoders.frames + 1, hop)
         index.add(
-            encoders.audio(cut_excerpts(spec, starts, encoders.frames)),
+            encoders.audio(windows.excerpts(spec, starts + encoders.frames // 2, encoders.frames)),
             recording=[recording] * len(starts), time=(starts + encoders.frames // 2) / audio_lib.FPS,
         )
         return f"recording {recording}, {spec.shape[1] / audio_lib.FPS:.1f} s, {len(starts)} excerpts"
@@ -462,7 +459,7 @@ def embed_excerpts(encoders, spec, count):
     """(starts, (n, 32) embeddings) of up to `count` evenly spaced excerpts of a spectrogram: what `identify`
     matches, for callers that match the same excerpts more than once (`match_excerpts`)."""
     starts = excerpt_starts(spec.shape[1], encoders.frames, count)
-    return starts, encoders.audio(cut_excerpts(spec, starts, encoders.frames))
+    return starts, encoders.audio(windows.excerpts(spec, starts + encoders.frames // 2, encoders.frames))
 
 
 def match_excerpts(index, queries, starts, frames, k=25, sequences=None, smooth=SMOOTH_EXCERPTS):

@@ -19,6 +19,7 @@ from keras_asr import index as index_lib
 from keras_asr import pretrained
 from keras_asr import retrieval
 from keras_asr import sheet
+from keras_asr import windows
 
 pytestmark = pytest.mark.single_backend
 
@@ -105,9 +106,9 @@ def test_keras_model_and_its_saved_model_export_embed_alike_with_one_model_id(li
     assert from_keras.has_attention and not from_export.has_attention
 
     score = sheet.unroll(sheet.load_pages(library[0]["bwv153-1"]))
-    snippets = sheet.extract_snippets(score.strip, sheet.snippet_centres(score.width)[:5])
+    snippets = windows.snippets(score.strip, sheet.snippet_centres(score.width)[:5])
     np.testing.assert_allclose(from_keras.sheet(snippets), from_export.sheet(snippets), atol=1e-5)
-    excerpts = retrieval.cut_excerpts(retrieval.load_spectrogram(library[1]["bwv269"], 42), [0, 40, 80], 42)
+    excerpts = windows.excerpts(retrieval.load_spectrogram(library[1]["bwv269"], 42), np.asarray([0, 40, 80]) + 42 // 2, 42)
     np.testing.assert_allclose(from_keras.audio(excerpts), from_export.audio(excerpts), atol=1e-5)
     weights = from_keras.attention(excerpts)
     assert weights.shape == (3, 42)
@@ -136,7 +137,7 @@ def test_index_scores_records_where_every_snippet_comes_from(library, attention_
         np.testing.assert_array_equal(index.metadata["system"][rows], system)
         np.testing.assert_allclose(index.metadata["page_x"][rows], page_x)
         np.testing.assert_allclose(index.embeddings[rows],
-                                   encoders.sheet(sheet.extract_snippets(score.strip, centres)), atol=1e-5)
+                                   encoders.sheet(windows.snippets(score.strip, centres)), atol=1e-5)
 
     retrieval.save_index(index, tmp_path / "library.index", encoders, sources, kind="sheet", hop=50)
     collection = index_lib.read_collection(tmp_path / "library.index")
@@ -182,7 +183,7 @@ def test_sheet_queries_select_a_snippet_a_system_a_page_or_a_crop(library, tmp_p
     score = sheet.unroll(sheet.load_pages(path))
     snippets, positions = retrieval.sheet_queries(path, page=1, system=2, x=300)
     assert positions == [{"page": 1, "system": 2, "x": 300.0}]
-    np.testing.assert_allclose(snippets, sheet.extract_snippets(score.strip, [score.page_to_strip(0, 1, 300)]))
+    np.testing.assert_allclose(snippets, windows.snippets(score.strip, [score.page_to_strip(0, 1, 300)]))
 
     _, system_positions = retrieval.sheet_queries(path, page=1, system=2)
     _, page_positions = retrieval.sheet_queries(path, page=1)
@@ -203,7 +204,7 @@ def test_sheet_queries_select_a_snippet_a_system_a_page_or_a_crop(library, tmp_p
     Image.fromarray(np.round(crop * 255).astype(np.uint8)).resize((800, 400)).save(crop_path)
     crop_snippets, crop_positions = retrieval.sheet_queries(crop_path)
     assert crop_positions == [None] * len(crop_snippets) and 6 <= len(crop_snippets) <= 10
-    reference = sheet.extract_snippets(score.strip, [175])[0]
+    reference = windows.snippets(score.strip, [175])[0]
     assert np.abs(crop_snippets[3] - reference).mean() < 0.05
 
 

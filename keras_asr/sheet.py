@@ -16,7 +16,7 @@ Example:
 pages = keras_asr.sheet.load_pages("score.pdf")
 score = keras_asr.sheet.unroll(pages)
 centres = keras_asr.sheet.snippet_centres(score.width, hop=50)
-snippets = keras_asr.sheet.extract_snippets(score.strip, centres)  # (n, 80, 100)
+snippets = keras_asr.windows.snippets(score.strip, centres)  # (n, 80, 100)
 page, system, page_x = score.strip_to_page(centres)
 ```
 """
@@ -649,35 +649,3 @@ def snippet_centres(width, hop=SNIPPET_HOP):
     """Evenly spaced snippet centres over a strip: one per `hop` columns, in the middle of each stretch."""
     return np.arange(hop // 2, width, hop)
 
-
-def extract_snippets(strip, centres, shape=SNIPPET_WINDOW, batch_size=256):
-    """Cuts snippets centred on strip columns, padded white past the strip, and halves them (2x2 block mean).
-
-    Args:
-        strip: float32 (rows, width) unrolled strip, white = 1.
-        centres: strip columns to centre the snippets on (rounded to integers).
-        shape: (rows, columns) of the window cut from the strip, centred vertically on the strip.
-        batch_size: snippets cut at a time (bounds the full-resolution memory).
-
-    Returns:
-        float32 (len(centres), shape[0] // 2, shape[1] // 2) in [0, 1], white = 1.
-
-    Example:
-
-    >>> extract_snippets(score.strip, [100, 150]).shape
-    (2, 80, 100)
-    """
-    rows, cols = shape
-    centres = np.round(np.asarray(centres)).astype(int).reshape(-1)
-    out = np.empty((len(centres), rows // 2, cols // 2), np.float32)
-    if len(centres) == 0:
-        return out
-    top = (strip.shape[0] - rows) // 2
-    left = min(0, centres.min()) - cols // 2
-    band = _crop_white(strip, top, top + rows, left, max(strip.shape[1], centres.max() + 1) + cols)
-    starts = centres - cols // 2 - left  # band column of each window's first column
-    for first in range(0, len(centres), batch_size):
-        chunk = starts[first:first + batch_size]
-        windows = band[:, chunk[:, None] + np.arange(cols)].transpose(1, 0, 2)  # (n, rows, cols)
-        out[first:first + len(chunk)] = windows.reshape(len(chunk), rows // 2, 2, cols // 2, 2).mean(axis=(2, 4))
-    return out

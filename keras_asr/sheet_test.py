@@ -10,6 +10,7 @@ import verovio
 from PIL import Image
 
 from keras_asr import sheet
+from keras_asr import windows
 
 pytestmark = pytest.mark.single_backend
 
@@ -146,7 +147,7 @@ def test_snippets(mazurka):
     _, _, score = mazurka
     centres = sheet.snippet_centres(score.width, hop=sheet.SNIPPET_HOP)
     np.testing.assert_array_equal(np.diff(centres), 50)
-    snippets = sheet.extract_snippets(score.strip, centres)
+    snippets = windows.snippets(score.strip, centres)
     assert snippets.shape == (len(centres), 80, 100) and snippets.dtype == np.float32
     assert 0.0 <= snippets.min() and snippets.max() <= 1.0
     # Interior snippet: the 2x2 block mean of the 160 x 200 window centred on the strip.
@@ -154,9 +155,9 @@ def test_snippets(mazurka):
     window = score.strip[20:180, x - 100:x + 100]
     np.testing.assert_allclose(snippets[40], window.reshape(80, 2, 100, 2).mean(axis=(1, 3)), atol=1e-6)
     # Windows past either end of the strip are padded white, and centred (not shifted back inside).
-    ends = sheet.extract_snippets(score.strip, [0, score.width, score.width + 150])
+    ends = windows.snippets(score.strip, [0, score.width, score.width + 150])
     assert np.all(ends[0][:, :50] == 1.0) and np.any(ends[0][:, 50:] < 1.0)
-    np.testing.assert_allclose(ends[0][:, 50:], sheet.extract_snippets(score.strip, [100])[0][:, :50])
+    np.testing.assert_allclose(ends[0][:, 50:], windows.snippets(score.strip, [100])[0][:, :50])
     assert np.all(ends[1][:, 50:] == 1.0) and np.any(ends[1][:, :50] < 1.0)
     assert np.all(ends[2] == 1.0)
 

@@ -1,0 +1,142 @@
+"""The one definition of "the excerpt at onset frame o" and "the snippet at strip column x".
+
+Training (`data.PairPool`), evaluation, indexing (`retrieval.add_score`, `retrieval.index_recordings`) and
+querying (`retrieval.identify`) all cut their windows here, in NumPy or with the TensorFlow twins that the
+`tf.data` pipeline runs (tested equal in `windows_test.py`):
+
+- excerpt: spectrogram frames `o - C // 2 .. o - C // 2 + C - 1` (C = the context), zeros past the ends;
+- snippet: a `geometry.SNIPPET_WINDOW` (160 x 200) window of the strip, rows centred on the strip (plus a
+  vertical shift) and columns `round(x) - 100 .. round(x) + 99`, optionally scaled about its centre, white
+  past the strip, halved to 80 x 100 by 2 x 2 block means. At scale 1 and an integer shift it takes the
+  strip's pixels exactly; otherwise it samples them bilinearly (the paper's training augmentation).
+
+Example:
+
+```python
+spec_windows = windows.excerpts(spectrogram, onset_frames, 42)      # (k, 92, 42)
+sheet_windows = windows.snippets(strip, notehead_x)                 # (k, 80, 100), white = 1
+```
+"""
+
+import numpy as np
+
+from keras_asr.geometry import SNIPPET_WINDOW
+from keras_asr.geometry import STRIP_HEIGHT
+
+
+def excerpt_frames(onsets, context):
+    """(k, C) spectrogram frames of the excerpts centred on `onsets` (may fall outside the spectrogram)."""
+    return np.atleast_1d(np.asarray(onsets, np.int64))[:, None] - context // 2 + np.arange(context)
+
+
+def excerpts(spectrogram, onsets, context):
+    """Spectrogram excerpts `spec[:, o - C//2 : o - C//2 + C]`, zero-padded past the ends.
+
+    Args:
+        spectrogram: (bins, N) spectrogram.
+        onsets: (k,) centre frames.
+        context: number of frames C.
+
+    Returns:
+        float32 (k, bins, C).
+    """
+    spec = np.asarray(spectrogram, np.float32)
+    frames = excerpt_frames(onsets, context)
+    ok = (frames >= 0) & (frames < spec.shape[1])
+    out = spec[:, np.clip(frames, 0, spec.shape[1] - 1)].transpose(1, 0, 2)
+    return np.where(ok[:, None, :], out, 0).astype(np.float32)
+
+
+def snippet_grid(x, shift, scale, arange=np.arange, round_half_even=np.round):
+    """Source rows (k, 160) and columns (k, 200) of the snippet windows, scaled about their centres.
+
+    At scale 1 and integer shift the window is rows 20 + shift .. 179 + shift and columns
+    round(x) - 100 .. round(x) + 99: exact pixels. `arange` and `round_half_even` are NumPy's or TensorFlow's.
+    """
+    rows, cols = SNIPPET_WINDOW
+    r = ((STRIP_HEIGHT - 1) / 2 + shift)[:, None] + (arange(rows) - (rows - 1) / 2) / scale[:, None]
+    c = (round_half_even(x) - 0.5)[:, None] + (arange(cols) - (cols - 1) / 2) / scale[:, None]
+    return r, c
+
+
+def snippets(strip, x, shift=None, scale=None, batch_size=256):
+    """Sheet snippets centred on strip columns `x`.
+
+    Args:
+        strip: (STRIP_HEIGHT, width) unrolled score: uint8 with white = 255, or float with white = 1.
+        x: (k,) strip columns (notehead centres, or an index's snippet centres).
+        shift: (k,) vertical shifts in pixels (default 0).
+        scale: (k,) scale factors about the window centre (default 1).
+        batch_size: windows cut at a time (bounds the full-resolution memory).
+
+    Returns:
+        float32 (k, 80, 100) in [0, 1], white = 1.
+    """
+    strip = np.asarray(strip)
+    white = 255.0 if strip.dtype == np.uint8 else 1.0
+    x = np.atleast_1d(np.asarray(x, np.float64))
+    shift = np.zeros_like(x) if shift is None else np.asarray(shift, np.float64)
+    scale = np.ones_like(x) if scale is None else np.asarray(scale, np.float64)
+    rows, cols = SNIPPET_WINDOW
+    out = np.empty((len(x), rows // 2, cols // 2), np.float32)
+    for first in range(0, len(x), batch_size):
+        part = slice(first, first + batch_size)
+        r, c = snippet_grid(x[part], shift[part], scale[part])
+        out[part] = halve(bilinear(strip, r, c, white)) / white
+    return out
+
+
+def bilinear(strip, r, c, white):
+    """Samples a strip at rows r (k, R) x columns c (k, C), `white` outside; returns float32 (k, R, C).
+
+    Integer coordinates (scale 1, integer shift) take the pixels themselves, without interpolating."""
+    height, width = strip.shape
+
+    def at(rr, cc):
+        ok = ((rr >= 0) & (rr < height))[:, :, None] & ((cc >= 0) & (cc < width))[:, None, :]
+        v = strip[np.clip(rr, 0, height - 1)[:, :, None], np.clip(cc, 0, width - 1)[:, None, :]]
+        return np.where(ok, v, white).astype(np.float32)
+
+    r0, c0 = np.floor(r), np.floor(c)
+    wr, wc = (r - r0)[:, :, None].astype(np.float32), (c - c0)[:, None, :].astype(np.float32)
+    r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
+    if not wr.any() and not wc.any():
+        return at(r0, c0)
+    return ((1 - wr) * ((1 - wc) * at(r0, c0) + wc * at(r0, c0 + 1))
+            + wr * ((1 - wc) * at(r0 + 1, c0) + wc * at(r0 + 1, c0 + 1)))
+
+
+def halve(window):
+    """(k, 2R, 2C) -> (k, R, C) by 2 x 2 block means."""
+    k, rows, cols = window.shape
+    return window.reshape(k, rows // 2, 2, cols // 2, 2).mean(axis=(2, 4))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TensorFlow twins, for `tf.data` (the pixel and frame reads are the caller's: they index its flat tables)
+
+
+def tf_excerpts(onsets, context, read_frames):
+    """The TensorFlow twin of `excerpts`: `read_frames(frames)` takes (k, C) int64 frame numbers and returns
+    their spectrogram columns (k, C, bins), zeros for frames outside the spectrogram."""
+    import tensorflow as tf
+
+    frames = tf.cast(onsets, tf.int64)[:, None] - context // 2 + tf.range(context, dtype=tf.int64)
+    return tf.transpose(read_frames(frames), (0, 2, 1))
+
+
+def tf_snippets(x, shift, scale, read_pixels):
+    """The TensorFlow twin of `snippets`: `read_pixels(rows (k, R), cols (k, C))` returns the strip's pixels
+    (k, R, C) as float32 in 0..255, 255 outside the strip."""
+    import tensorflow as tf
+
+    r, c = snippet_grid(tf.cast(x, tf.float64), tf.cast(shift, tf.float64), tf.cast(scale, tf.float64),
+                        arange=lambda n: tf.range(n, dtype=tf.float64), round_half_even=tf.round)
+    r0, c0 = tf.floor(r), tf.floor(c)
+    wr, wc = tf.cast(r - r0, tf.float32)[:, :, None], tf.cast(c - c0, tf.float32)[:, None, :]
+    r0, c0 = tf.cast(r0, tf.int64), tf.cast(c0, tf.int64)
+    window = ((1 - wr) * ((1 - wc) * read_pixels(r0, c0) + wc * read_pixels(r0, c0 + 1))
+              + wr * ((1 - wc) * read_pixels(r0 + 1, c0) + wc * read_pixels(r0 + 1, c0 + 1)))
+    rows, cols = SNIPPET_WINDOW
+    k = tf.shape(window)[0]
+    return tf.reduce_mean(tf.reshape(window, (k, rows // 2, 2, cols // 2, 2)), axis=(2, 4)) / 255.0

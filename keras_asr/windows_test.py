@@ -1,0 +1,68 @@
+"""Tests for the one cutter: exact windows at scale 1, the padding past the ends, and the TensorFlow twins."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_asr import windows
+from keras_asr.testing import fixture_root
+from tfds_msmd import layout
+
+pytestmark = pytest.mark.single_backend
+
+
+@pytest.fixture(scope="module")
+def record():
+    return layout.read_piece(f"{fixture_root()}/bach__bwv269__chorale")[0]
+
+
+def test_a_snippet_at_scale_one_is_the_strip_itself_halved(record):
+    x = record.strip.shape[1] / 2 + 0.3
+    (snippet,) = windows.snippets(record.strip, [x])
+    c = int(np.round(x))
+    padded = np.pad(record.strip, ((0, 0), (200, 200)), constant_values=255)  # white past the strip
+    window = padded[20:180, c + 100:c + 300].astype(np.float32)
+    np.testing.assert_allclose(snippet, window.reshape(80, 2, 100, 2).mean(axis=(1, 3)) / 255, atol=1e-6)
+    # The same strip as float (the application's pages) gives the same snippet.
+    np.testing.assert_allclose(windows.snippets(record.strip / 255.0, [x])[0], snippet, atol=1e-6)
+    # Shifted by 4 rows, the window moves down 4 rows; past the strip's ends it is white.
+    (shifted,) = windows.snippets(record.strip, [x], shift=[4])
+    np.testing.assert_allclose(shifted, windows.snippets(record.strip[4:], [x])[0], atol=1e-6)
+    (start,) = windows.snippets(record.strip, [0])
+    assert np.all(start[:, :50] == 1.0)
+
+
+def test_an_excerpt_is_centred_on_its_frame_and_zero_past_the_ends(record):
+    spec = record.spectrogram
+    onsets = [spec.shape[1] // 2, 0, spec.shape[1] - 1]
+    padded = np.pad(spec, ((0, 0), (42, 42)))  # zeros past the ends
+    for excerpt, o in zip(windows.excerpts(spec, onsets, 42), onsets):
+        np.testing.assert_array_equal(excerpt, padded[:, o - 21 + 42:o + 21 + 42])
+    assert np.all(windows.excerpts(spec, [0], 42)[0][:, :21] == 0)
+
+
+def test_the_tensorflow_twins_cut_what_numpy_cuts(record):
+    rng = np.random.default_rng(0)
+    k = 12
+    x = rng.choice(record.notehead_x, k)
+    shift, scale = rng.integers(-5, 6, k).astype(float), rng.uniform(0.95, 1.05, k)
+    onsets = rng.choice(record.onset_frames, k) + rng.integers(-1, 2, k)
+    strip = tf.constant(record.strip.astype(np.float32))
+    height, width = record.strip.shape
+
+    def read_pixels(rr, cc):
+        ok = ((rr >= 0) & (rr < height))[:, :, None] & ((cc >= 0) & (cc < width))[:, None, :]
+        r = tf.clip_by_value(rr, 0, height - 1)[:, :, None] + 0 * cc[:, None, :]
+        c = tf.clip_by_value(cc, 0, width - 1)[:, None, :] + 0 * rr[:, :, None]
+        return tf.where(ok, tf.gather_nd(strip, tf.stack([r, c], -1)), 255.0)
+
+    spec = tf.constant(record.spectrogram.T)  # (N, bins)
+
+    def read_frames(frames):
+        ok = (frames >= 0) & (frames < spec.shape[0])
+        return tf.gather(spec, tf.clip_by_value(frames, 0, spec.shape[0] - 1)) * tf.cast(ok, tf.float32)[:, :, None]
+
+    np.testing.assert_allclose(windows.tf_snippets(tf.constant(x), tf.constant(shift), tf.constant(scale), read_pixels),
+                               windows.snippets(record.strip, x, shift, scale), atol=1e-5)
+    np.testing.assert_allclose(windows.tf_excerpts(tf.constant(onsets), 42, read_frames),
+                               windows.excerpts(record.spectrogram, onsets, 42), atol=1e-6)
