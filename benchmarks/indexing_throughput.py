@@ -16,7 +16,8 @@ import time
 
 import keras
 
-from keras_asr import retrieval
+from keras_asr import encoding
+from keras_asr import library
 from keras_asr import sheet
 from keras_asr import windows
 from keras_asr.testing import fixture_root
@@ -31,7 +32,7 @@ def main():
     parser.add_argument("--hop", type=int, default=sheet.SNIPPET_HOP)
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
-    encoders = retrieval.load_encoders(model=args.model)
+    encoders = encoding.load_encoders(model=args.model)
     pages = sorted(glob.glob(os.path.join(fixture_root(), "*", "scores", "*", "img", "*.png"))) * args.repeat
     encoders.sheet(windows.snippets(sheet.unroll(sheet.load_pages(pages[0])).strip, [100]))  # warm-up
 
@@ -46,7 +47,7 @@ def main():
         encoders.sheet(snippets)
     embed_s = time.perf_counter() - start
     start = time.perf_counter()
-    index, _, _ = retrieval.index_scores(encoders, pages, hop=args.hop)
+    index, _, _ = library.index_scores(encoders, pages, hop=args.hop)
     total_s = time.perf_counter() - start
 
     n = len(index)

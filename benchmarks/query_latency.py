@@ -20,9 +20,12 @@ import time
 import keras
 import numpy as np
 
+from keras_asr import encoding
+from keras_asr import identification
 from keras_asr import index as index_lib
+from keras_asr import library
 from keras_asr import matching
-from keras_asr import retrieval
+from keras_asr import recordings
 from keras_asr import windows
 from keras_asr.testing import fixture_root
 
@@ -42,7 +45,7 @@ def query_spectrogram():
 
 def filled_index(encoders, rows, piece_snippets, seed=0):
     pages = sorted(glob.glob(os.path.join(fixture_root(), "*", "scores", "*", "img", "*.png")))
-    index, _, _ = retrieval.index_scores(encoders, pages)
+    index, _, _ = library.index_scores(encoders, pages)
     filler = rows - len(index)
     if filler > 0:
         rng = np.random.default_rng(seed)
@@ -71,7 +74,7 @@ def main():
     parser.add_argument("--method", default="auto", choices=index_lib.METHODS)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    encoders = retrieval.load_encoders(model=args.model)
+    encoders = encoding.load_encoders(model=args.model)
     spec = query_spectrogram()
     index = filled_index(encoders, args.rows, args.piece_snippets)
     index.method = args.method
@@ -82,14 +85,14 @@ def main():
     sequences = matching.PieceSequences(index.metadata["piece"], index.metadata["strip_x"])
     group_s = time.perf_counter() - start
 
-    starts = retrieval.excerpt_starts(spec.shape[1], encoders.frames, args.excerpts)
+    starts = recordings.excerpt_starts(spec.shape[1], encoders.frames, args.excerpts)
     excerpts = windows.excerpts(spec, np.asarray(starts) + encoders.frames // 2, encoders.frames)
     encoders.audio(excerpts)  # warm-up
     embed_s, queries = median_time(lambda: encoders.audio(excerpts), args.repeat)
     search_s, _ = median_time(lambda: index.search(queries), args.repeat)
     match_s, _ = median_time(
-        lambda: retrieval.match_excerpts(index, queries, starts, encoders.frames, sequences=sequences), args.repeat)
-    total_s, result = median_time(lambda: retrieval.identify(index, encoders, spec, args.excerpts,
+        lambda: identification.match_excerpts(index, queries, starts, encoders.frames, sequences=sequences), args.repeat)
+    total_s, result = median_time(lambda: identification.identify(index, encoders, spec, args.excerpts,
                                                              sequences=sequences), args.repeat)
     record = {
         "backend": keras.backend.backend(),

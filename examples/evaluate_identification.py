@@ -27,9 +27,11 @@ import zlib
 import numpy as np
 
 from keras_asr import audio as audio_lib
+from keras_asr import encoding
+from keras_asr import identification
 from keras_asr import index as index_lib
+from keras_asr import library
 from keras_asr import matching
-from keras_asr import retrieval
 from keras_asr import sheet
 from tfds_msmd import layout
 
@@ -63,7 +65,7 @@ def build_database(root, pieces, encoders, hop):
     for piece in pieces:
         piece_dir = os.path.join(root, piece)
         scores[piece] = sheet.unroll(load_pages(piece_dir))
-        retrieval.add_score(index, encoders, piece, scores[piece], hop=hop)
+        library.add_score(index, encoders, piece, scores[piece], hop=hop)
         folder = layout.score_dir(piece_dir)
         heads[piece] = [h for k, n in enumerate(layout.page_numbers(folder))
                         for h in layout.read_mung(os.path.join(folder, "mung", f"{n:02d}.xml"), k)]
@@ -133,7 +135,7 @@ def noise_spectrograms(count, seed):
 
 
 def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed, open_set, noise, smooth, log):
-    encoders = retrieval.load_encoders(model=model_path)
+    encoders = encoding.load_encoders(model=model_path)
     pieces = test_pieces(root, split)
     t0 = time.time()
     index, scores, heads = build_database(root, pieces, encoders, hop)
@@ -152,9 +154,9 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
             if clip.shape[1] < encoders.frames:
                 continue
             start = time.time()
-            starts, queries = retrieval.embed_excerpts(encoders, clip, excerpts)
+            starts, queries = identification.embed_excerpts(encoders, clip, excerpts)
             embedded = time.time()
-            result = retrieval.match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth)
+            result = identification.match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth)
             done = time.time()
             ranked = [p["piece"] for p in result["pieces"]]
             by_votes = [p["piece"] for p in sorted(result["pieces"], key=lambda p: -p["votes"])]
@@ -163,7 +165,7 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
             nearest = [{**e["hits"][0], "time": t["time"]} for e, t in zip(result["excerpts"], result["timeline"])]
             vote_errors = localisation_errors(result, scores[piece], heads[piece], performance, offset, nearest)
             # The path's own snippet centres, before the line fit (`--smooth 0`).
-            raw = retrieval.match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth=0)
+            raw = identification.match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth=0)
             raw_errors = localisation_errors(raw, scores[piece], heads[piece], performance, offset)
             row = {"piece": piece, "rank": ranked.index(piece) + 1, "vote_rank": by_votes.index(piece) + 1,
                    "answered": result["match"]["piece"], "confidence": result["match"]["confidence"],
@@ -173,7 +175,7 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
                    "raw_within": float(np.mean(np.asarray(raw_errors) <= WITHIN_PX)) if raw_errors else 0.0,
                    "match_s": done - embedded, "identify_s": done - start}
             if open_set and ratio == 1.0:
-                unknown = retrieval.match_excerpts(subset(index, index.metadata["piece"] != piece), queries,
+                unknown = identification.match_excerpts(subset(index, index.metadata["piece"] != piece), queries,
                                                    starts, encoders.frames, k)
                 row["open_set_answered"] = unknown["match"]["piece"]
                 row["open_set_confidence"] = unknown["match"]["confidence"]
@@ -184,8 +186,8 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
     if noise:
         answered = []
         for spec in noise_spectrograms(noise, seed):
-            starts, queries = retrieval.embed_excerpts(encoders, spec, excerpts)
-            answered.append(retrieval.match_excerpts(index, queries, starts, encoders.frames, k, sequences)["match"])
+            starts, queries = identification.embed_excerpts(encoders, spec, excerpts)
+            answered.append(identification.match_excerpts(index, queries, starts, encoders.frames, k, sequences)["match"])
         report["noise"] = {"queries": len(answered),
                            "withheld": float(np.mean([m["piece"] is None for m in answered])),
                            "confidence": [m["confidence"] for m in answered]}
@@ -263,7 +265,7 @@ def main(argv=None):
     parser.add_argument("--hop", type=int, default=sheet.SNIPPET_HOP)
     parser.add_argument("--excerpts", type=int, default=100)
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--smooth", type=int, default=retrieval.SMOOTH_EXCERPTS,
+    parser.add_argument("--smooth", type=int, default=identification.SMOOTH_EXCERPTS,
                         help="half-width in excerpts of the path's line fit (0: raw snippet centres)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise", type=int, default=10, help="pink-noise queries (0: none)")

@@ -122,50 +122,58 @@ def _log(line):
 
 
 def _index(args):
-    from keras_asr import retrieval
+    from keras_asr import library
 
-    _write_index(args, args.scores, retrieval.index_scores, "sheet", "snippets", "piece(s)")
+    _write_index(args, args.scores, library.index_scores, "sheet", "snippets", "piece(s)")
 
 
 def _index_audio(args):
-    from keras_asr import retrieval
+    from keras_asr import recordings
 
-    _write_index(args, args.recordings, retrieval.index_recordings, "audio", "excerpts", "recording(s)")
+    _write_index(args, args.recordings, recordings.index_recordings, "audio", "excerpts", "recording(s)")
 
 
 def _write_index(args, paths, index_files, kind, rows, sources_name):
-    """`index` and `index-audio`: embed `paths` with `index_files` (a `retrieval.index_*`), save, summarize."""
+    """`index` and `index-audio`: embed `paths` with `index_files` (`library.index_scores` or
+    `recordings.index_recordings`), save, summarize."""
+    from keras_asr import encoding
     from keras_asr import index as index_lib
     from keras_asr import retrieval
 
     # Before minutes of embedding: would the index be allowed into --out? (`save` checks again.)
     index_lib.check_target(args.out, kind, args.overwrite)
-    encoders = retrieval.load_encoders(args.model, args.saved_model)
+    encoders = encoding.load_encoders(args.model, args.saved_model)
     index, sources, skipped = index_files(encoders, paths, hop=args.hop, log=_log)
     if not len(index):
-        raise retrieval.RetrievalError(f"Nothing could be indexed: all {len(paths)} file(s) were skipped.")
+        raise encoding.RetrievalError(f"Nothing could be indexed: all {len(paths)} file(s) were skipped.")
     retrieval.save_index(index, args.out, encoders, sources, overwrite=args.overwrite, kind=kind, hop=args.hop)
     print(f"{args.out}: {len(index)} {rows} of {len(sources)} {sources_name}, model {encoders.model_id}"
           + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
 
 
 def _query(args):
+    from keras_asr import identification
+    from keras_asr import recordings
     from keras_asr import retrieval
 
     index, collection, encoders = retrieval.load_index(args.index, args.model, args.saved_model, kind="sheet")
-    spec = retrieval.load_spectrogram(args.audio, encoders.frames)
-    result = retrieval.identify(index, encoders, spec, excerpts=args.excerpts, k=args.top)
+    spec = recordings.load_spectrogram(args.audio, encoders.frames)
+    result = identification.identify(index, encoders, spec, excerpts=args.excerpts, k=args.top)
     status = None
     if args.plot:
         try:
-            drawn = retrieval.plot_identification(result, collection.get("sources", {}), args.plot)
+            from keras_asr import plots
+
+            drawn = plots.plot_identification(result, collection.get("sources", {}), args.plot)
             _log(f"{args.plot}: the path through {drawn['piece']}, page(s) {drawn['pages']}")
         except (OSError, ValueError, RuntimeError) as e:  # the ranking is still printed below
             _log(f"{PROG}: error: cannot draw {args.plot}: {e}")
             status = 1
     if args.video:
         try:
-            made = retrieval.follow_video(result, collection.get("sources", {}), args.audio, args.video)
+            from keras_asr import plots
+
+            made = plots.follow_video(result, collection.get("sources", {}), args.audio, args.video)
             _log(f"{args.video}: {made['seconds']:.1f} s following {made['piece']}")
         except (OSError, ValueError, RuntimeError) as e:  # the ranking is still printed below
             _log(f"{PROG}: error: cannot write {args.video}: {e}")
@@ -199,11 +207,13 @@ def _query(args):
 
 
 def _query_sheet(args):
+    from keras_asr import identification
+    from keras_asr import library
     from keras_asr import retrieval
 
     index, _, encoders = retrieval.load_index(args.index, args.model, args.saved_model, kind="audio")
-    snippets, positions = retrieval.sheet_queries(args.sheet, args.page, args.system, args.x, hop=args.hop)
-    result = retrieval.locate(index, encoders, snippets, positions, k=args.top)
+    snippets, positions = library.sheet_queries(args.sheet, args.page, args.system, args.x, hop=args.hop)
+    result = identification.locate(index, encoders, snippets, positions, k=args.top)
     if args.json:
         output = {"sheet": os.path.abspath(args.sheet), "index": os.path.abspath(args.index),
                   "model_id": encoders.model_id, **result}

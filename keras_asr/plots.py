@@ -1,8 +1,22 @@
-"""Figures of the paper: attention over the spectrogram (Figures 2/3), attention entropy against onset count
-(Figure 4), and the validation curve of a training run.
+"""Figures: those of the paper (attention over the spectrogram, Figures 2/3; attention entropy against onset
+count, Figure 4; the validation curve of a training run), and score following, the path of
+`identification.identify` drawn over the piece's pages, as a figure or as a video with the recording's sound.
 
-Each function draws into a new matplotlib figure and returns it; save with `fig.savefig(path)`.
+The `plot_*` functions draw into a new matplotlib figure and return it; save with `fig.savefig(path)`.
+`plot_identification` and `follow_video` write the query's figure and video to files, as `keras-asr query
+--plot/--video` does.
+
+Example:
+
+```python
+result = identification.identify(index, encoders, spec)
+plot_identification(result, collection["sources"], "take1.png")
+follow_video(result, collection["sources"], "take1.flac", "take1.mp4")
+```
 """
+
+import itertools
+import os
 
 import matplotlib
 
@@ -10,6 +24,10 @@ matplotlib.use("Agg")  # files only: no display on training machines
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from keras_asr import audio as audio_lib  # noqa: E402
+from keras_asr import sheet  # noqa: E402
+from keras_asr.encoding import RetrievalError  # noqa: E402
 
 
 def plot_attention(spectrograms, weights, sheets=None, titles=None):
@@ -104,7 +122,7 @@ def plot_validation_curves(histories, key="val_mrr", title="Validation MRR (audi
 
 
 def plot_score_following(result, pages, piece, systems_of_page, max_pages=2):
-    """The path of `keras_asr.retrieval.identify` drawn over the pages it visits, and the pieces' scores.
+    """The path of `keras_asr.identification.identify` drawn over the pages it visits, and the pieces' scores.
 
     Args:
         result: what `identify` returns.
@@ -172,7 +190,7 @@ def score_following_frames(result, pages, systems_of_page, duration, fps=10, wid
     Frames are drawn with NumPy on the pages scaled once to `width`, so a minute of video takes seconds.
 
     Args:
-        result: what `keras_asr.retrieval.identify` returns.
+        result: what `keras_asr.identification.identify` returns.
         pages: the best piece's grayscale pages (white = 1).
         systems_of_page: page index -> the page's detected `StaffSystem`s.
         duration: seconds of video (the recording's length).
@@ -210,3 +228,63 @@ def score_following_frames(result, pages, systems_of_page, duration, fps=10, wid
         cursor[...] = (0.35 * cursor + 0.65 * np.array([214, 39, 40])).astype(np.uint8)
         image[:6, :int(width * min(t / max(duration, 1e-6), 1.0))] = (31, 119, 180)
         yield image
+
+
+def plot_identification(result, sources, path):
+    """Draws the timeline of `identify` over the best piece's pages (`plot_score_following`).
+
+    Raises:
+        RetrievalError: the best piece's score file is gone.
+    """
+    piece = result["pieces"][0]["piece"]
+    source = sources.get(piece)
+    if not source or not os.path.isfile(source):
+        raise RetrievalError(f"Cannot plot: the score file of {piece!r} ({source}) is not there any more.")
+    pages = sheet.load_pages(source)
+    fig = plot_score_following(result, pages, piece, lambda page: sheet.detect_systems(pages[page]))
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return {"piece": piece, "pages": sorted({entry["page"] for entry in result["timeline"]})}
+
+
+def follow_video(result, sources, audio_path, path, fps=10):
+    """Writes a score-following video of a recording with its sound (frames: `score_following_frames`).
+
+    Raises:
+        RetrievalError: no ffmpeg on the PATH, the best piece's score file is gone, or ffmpeg failed.
+    """
+    import shutil
+    import subprocess
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RetrievalError("Cannot write a video: ffmpeg is not installed (Debian: apt-get install ffmpeg).")
+    piece = result["pieces"][0]["piece"]
+    source = sources.get(piece)
+    if not source or not os.path.isfile(source):
+        raise RetrievalError(f"Cannot draw the video: the score file of {piece!r} ({source}) is not there any more.")
+    pages = sheet.load_pages(source)
+    duration = len(audio_lib.load_audio(audio_path)) / audio_lib.SAMPLE_RATE
+    frames = score_following_frames(result, pages, lambda page: sheet.detect_systems(pages[page]), duration, fps)
+    first = next(frames)
+    # Written beside the target, then renamed: an interrupted run leaves no half video.
+    partial = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.partial.mp4")
+    command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{first.shape[1]}x{first.shape[0]}", "-r", str(fps), "-i", "-", "-i", os.fspath(audio_path),
+               "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+               partial]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for frame in itertools.chain([first], frames):
+            process.stdin.write(frame.tobytes())
+        process.stdin.close()
+        error = process.stderr.read().decode(errors="replace").strip()
+        if process.wait() != 0:
+            raise RetrievalError(f"ffmpeg could not write {path}: {error.splitlines()[-1:] or 'no message'}")
+        os.replace(partial, path)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if os.path.exists(partial):
+            os.remove(partial)
+    return {"piece": piece, "seconds": duration}

@@ -1,6 +1,7 @@
-"""Tests of the retrieval application's logic, on real data made here: the opening measures of three Bach
-chorales reduced to a grand staff with music21, engraved with verovio (as a PNG page, a PDF and a MusicXML
-file) and rendered with FluidSynth and the MuseScore_General SoundFont.
+"""Tests of the retrieval application's logic (`encoding`, `library`, `recordings`, `identification` and the
+`retrieval` front door), on real data made here: the opening measures of three Bach chorales reduced to a grand
+staff with music21, engraved with verovio (as a PNG page, a PDF and a MusicXML file) and rendered with
+FluidSynth and the MuseScore_General SoundFont.
 
 The data and models are shared with `cli_test.py` through the session fixtures below.
 """
@@ -15,8 +16,12 @@ import soundfile
 
 import keras_asr
 from keras_asr import audio
+from keras_asr import encoding
+from keras_asr import identification
 from keras_asr import index as index_lib
+from keras_asr import library as library_lib
 from keras_asr import pretrained
+from keras_asr import recordings
 from keras_asr import retrieval
 from keras_asr import sheet
 from keras_asr import windows
@@ -98,8 +103,8 @@ def original_model(tmp_path_factory):
 
 
 def test_keras_model_and_its_saved_model_export_embed_alike_with_one_model_id(library, attention_model):
-    from_keras = retrieval.load_encoders(model=attention_model[0])
-    from_export = retrieval.load_encoders(saved_model=attention_model[1])
+    from_keras = encoding.load_encoders(model=attention_model[0])
+    from_export = encoding.load_encoders(saved_model=attention_model[1])
     assert from_keras.model_id == from_export.model_id
     assert from_keras.model_id.startswith("keras-asr-c42@")
     assert from_keras.frames == from_export.frames == 42
@@ -108,7 +113,8 @@ def test_keras_model_and_its_saved_model_export_embed_alike_with_one_model_id(li
     score = sheet.unroll(sheet.load_pages(library[0]["bwv153-1"]))
     snippets = windows.snippets(score.strip, sheet.snippet_centres(score.width)[:5])
     np.testing.assert_allclose(from_keras.sheet(snippets), from_export.sheet(snippets), atol=1e-5)
-    excerpts = windows.excerpts(retrieval.load_spectrogram(library[1]["bwv269"], 42), np.asarray([0, 40, 80]) + 42 // 2, 42)
+    spec = recordings.load_spectrogram(library[1]["bwv269"], 42)
+    excerpts = windows.excerpts(spec, np.asarray([0, 40, 80]) + 42 // 2, 42)
     np.testing.assert_allclose(from_keras.audio(excerpts), from_export.audio(excerpts), atol=1e-5)
     weights = from_keras.attention(excerpts)
     assert weights.shape == (3, 42)
@@ -116,14 +122,14 @@ def test_keras_model_and_its_saved_model_export_embed_alike_with_one_model_id(li
 
 
 def test_index_scores_records_where_every_snippet_comes_from(library, attention_model, tmp_path):
-    encoders = retrieval.load_encoders(model=attention_model[0])
+    encoders = encoding.load_encoders(model=attention_model[0])
     blank = tmp_path / "blank.png"
     from PIL import Image
 
     Image.new("L", (835, 1181), 255).save(blank)
     lines = []
     paths = list(library[0].values()) + [str(blank)]
-    index, sources, skipped = retrieval.index_scores(encoders, paths, hop=50, log=lines.append)
+    index, sources, skipped = library_lib.index_scores(encoders, paths, hop=50, log=lines.append)
 
     assert list(skipped) == [str(blank)] and "staff system" in skipped[str(blank)]
     assert sorted(sources) == sorted(library[0]) and len(lines) == 4 and "skipped" in lines[-1]
@@ -149,9 +155,9 @@ def test_index_scores_records_where_every_snippet_comes_from(library, attention_
 
 
 def test_excerpts_are_evenly_spaced_and_cover_the_recording():
-    np.testing.assert_array_equal(retrieval.excerpt_starts(142, 42, 3), [0, 50, 100])
-    np.testing.assert_array_equal(retrieval.excerpt_starts(43, 42, 100), [0, 1])  # no duplicates
-    np.testing.assert_array_equal(retrieval.excerpt_starts(42, 42, 5), [0])
+    np.testing.assert_array_equal(recordings.excerpt_starts(142, 42, 3), [0, 50, 100])
+    np.testing.assert_array_equal(recordings.excerpt_starts(43, 42, 100), [0, 1])  # no duplicates
+    np.testing.assert_array_equal(recordings.excerpt_starts(42, 42, 5), [0])
 
 
 @pytest.mark.parametrize(
@@ -166,33 +172,33 @@ def test_excerpts_are_evenly_spaced_and_cover_the_recording():
 def test_recordings_without_music_or_too_short_are_rejected(signal, message, tmp_path):
     path = tmp_path / "take.wav"
     soundfile.write(path, signal, audio.SAMPLE_RATE)
-    with pytest.raises(retrieval.RetrievalError, match=message):
-        retrieval.load_spectrogram(path, 42)
+    with pytest.raises(encoding.RetrievalError, match=message):
+        recordings.load_spectrogram(path, 42)
 
 
 def test_missing_and_corrupt_audio_are_rejected(tmp_path):
-    with pytest.raises(retrieval.RetrievalError, match="not found"):
-        retrieval.load_spectrogram(tmp_path / "missing.flac", 42)
+    with pytest.raises(encoding.RetrievalError, match="not found"):
+        recordings.load_spectrogram(tmp_path / "missing.flac", 42)
     (tmp_path / "corrupt.mp3").write_bytes(b"ID3 but no frames " * 100)
-    with pytest.raises(retrieval.RetrievalError, match="Cannot decode"):
-        retrieval.load_spectrogram(tmp_path / "corrupt.mp3", 42)
+    with pytest.raises(encoding.RetrievalError, match="Cannot decode"):
+        recordings.load_spectrogram(tmp_path / "corrupt.mp3", 42)
 
 
 def test_sheet_queries_select_a_snippet_a_system_a_page_or_a_crop(library, tmp_path):
     path = library[0]["bwv347"]  # a PDF of one page, two systems
     score = sheet.unroll(sheet.load_pages(path))
-    snippets, positions = retrieval.sheet_queries(path, page=1, system=2, x=300)
+    snippets, positions = library_lib.sheet_queries(path, page=1, system=2, x=300)
     assert positions == [{"page": 1, "system": 2, "x": 300.0}]
     np.testing.assert_allclose(snippets, windows.snippets(score.strip, [score.page_to_strip(0, 1, 300)]))
 
-    _, system_positions = retrieval.sheet_queries(path, page=1, system=2)
-    _, page_positions = retrieval.sheet_queries(path, page=1)
+    _, system_positions = library_lib.sheet_queries(path, page=1, system=2)
+    _, page_positions = library_lib.sheet_queries(path, page=1)
     assert {p["system"] for p in system_positions} == {2} and {p["system"] for p in page_positions} == {1, 2}
     assert len(page_positions) == len(sheet.snippet_centres(score.width))
-    with pytest.raises(retrieval.RetrievalError, match="no staff system at page 2"):
-        retrieval.sheet_queries(path, page=2)
-    with pytest.raises(retrieval.RetrievalError, match="lies outside page 1, system 2"):
-        retrieval.sheet_queries(path, page=1, system=2, x=800)
+    with pytest.raises(encoding.RetrievalError, match="no staff system at page 2"):
+        library_lib.sheet_queries(path, page=2)
+    with pytest.raises(encoding.RetrievalError, match="lies outside page 1, system 2"):
+        library_lib.sheet_queries(path, page=1, system=2, x=800)
 
     # A crop of the first system at twice the engraving's scale is brought back to it.
     from PIL import Image
@@ -202,17 +208,17 @@ def test_sheet_queries_select_a_snippet_a_system_a_page_or_a_crop(library, tmp_p
     crop = page[int(system.centre) - 100:int(system.centre) + 100, system.left:system.left + 400]
     crop_path = tmp_path / "crop.png"
     Image.fromarray(np.round(crop * 255).astype(np.uint8)).resize((800, 400)).save(crop_path)
-    crop_snippets, crop_positions = retrieval.sheet_queries(crop_path)
+    crop_snippets, crop_positions = library_lib.sheet_queries(crop_path)
     assert crop_positions == [None] * len(crop_snippets) and 6 <= len(crop_snippets) <= 10
     reference = windows.snippets(score.strip, [175])[0]
     assert np.abs(crop_snippets[3] - reference).mean() < 0.05
 
 
 def test_identify_and_locate_return_ranked_results_with_positions(library, attention_model):
-    encoders = retrieval.load_encoders(model=attention_model[0])
-    sheet_index, _, _ = retrieval.index_scores(encoders, list(library[0].values()))
-    spec = retrieval.load_spectrogram(library[1]["bwv269"], encoders.frames)
-    result = retrieval.identify(sheet_index, encoders, spec, excerpts=7, k=4)
+    encoders = encoding.load_encoders(model=attention_model[0])
+    sheet_index, _, _ = library_lib.index_scores(encoders, list(library[0].values()))
+    spec = recordings.load_spectrogram(library[1]["bwv269"], encoders.frames)
+    result = identification.identify(sheet_index, encoders, spec, excerpts=7, k=4)
     assert sum(entry["votes"] for entry in result["pieces"]) == 7 * 4
     scores = [entry["score"] for entry in result["pieces"]]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
@@ -230,24 +236,24 @@ def test_identify_and_locate_return_ranked_results_with_positions(library, atten
         assert set(excerpt["hits"][0]) == {"piece", "page", "system", "x", "score"}
         assert excerpt["hits"][0]["page"] == 1 and excerpt["hits"][0]["system"] >= 1
 
-    audio_index, sources, _ = retrieval.index_recordings(encoders, list(library[1].values()), hop=20)
+    audio_index, sources, _ = recordings.index_recordings(encoders, list(library[1].values()), hop=20)
     assert sorted(sources) == sorted(library[1])
     times = audio_index.metadata["time"][audio_index.metadata["recording"] == "bwv269"]
     np.testing.assert_allclose(times, (np.arange(len(times)) * 20 + 21) / 20)
-    snippets, positions = retrieval.sheet_queries(library[0]["bwv347"], page=1, system=1)
-    located = retrieval.locate(audio_index, encoders, snippets, positions, k=3)
+    snippets, positions = library_lib.sheet_queries(library[0]["bwv347"], page=1, system=1)
+    located = identification.locate(audio_index, encoders, snippets, positions, k=3)
     assert sum(entry["votes"] for entry in located["recordings"]) == 3 * len(snippets)
     assert located["snippets"][0]["position"] == positions[0] and len(located["snippets"][0]["hits"]) == 3
 
 
 @needs_original
 def test_original_model_identifies_each_recording(library, original_model):
-    encoders = retrieval.load_encoders(model=original_model)
-    index, _, _ = retrieval.index_scores(encoders, list(library[0].values()))
+    encoders = encoding.load_encoders(model=original_model)
+    index, _, _ = library_lib.index_scores(encoders, list(library[0].values()))
     for piece, recording in library[1].items():
-        spec = retrieval.load_spectrogram(recording, encoders.frames)
+        spec = recordings.load_spectrogram(recording, encoders.frames)
         # k = 5 of ~60 snippets: with SPEC's k = 25 every excerpt would vote for nearly half this tiny index.
-        result = retrieval.identify(index, encoders, spec, excerpts=50, k=5)
+        result = identification.identify(index, encoders, spec, excerpts=50, k=5)
         assert result["pieces"][0]["piece"] == piece, result["pieces"]
         assert result["match"]["piece"] == piece, result["match"]
         # The path runs through the whole excerpt: its end lies right of its start on the strip.
@@ -256,7 +262,7 @@ def test_original_model_identifies_each_recording(library, original_model):
 
 
 def test_empty_index_is_an_error(attention_model, tmp_path):
-    encoders = retrieval.load_encoders(model=attention_model[0])
+    encoders = encoding.load_encoders(model=attention_model[0])
     retrieval.save_index(index_lib.SnippetIndex(encoders.model_id), tmp_path / "empty.index", encoders)
     with pytest.raises(index_lib.EmptyIndexError, match="empty"):
         retrieval.load_index(tmp_path / "empty.index")
@@ -265,5 +271,20 @@ def test_empty_index_is_an_error(attention_model, tmp_path):
 def test_a_constant_signal_is_refused_as_holding_no_sound(tmp_path):
     path = tmp_path / "dc.wav"
     soundfile.write(path, np.full(5 * audio.SAMPLE_RATE, 0.5, np.float32), audio.SAMPLE_RATE)
-    with pytest.raises(retrieval.RetrievalError, match="no sound between 30 and 6,000 Hz"):
-        retrieval.load_spectrogram(path, 42)
+    with pytest.raises(encoding.RetrievalError, match="no sound between 30 and 6,000 Hz"):
+        recordings.load_spectrogram(path, 42)
+
+
+def test_the_front_door_keeps_the_names_callers_use():
+    from keras_asr import plots
+
+    for module, names in ((encoding, ("Encoders", "RetrievalError", "load_encoders")),
+                          (library_lib, ("index_scores", "add_score", "sheet_queries")),
+                          (recordings, ("load_spectrogram", "excerpt_starts", "index_recordings")),
+                          (identification, ("identify", "embed_excerpts", "match_excerpts", "locate", "NO_MATCH_Z",
+                                            "SMOOTH_EXCERPTS")),
+                          (plots, ("plot_identification", "follow_video"))):
+        for name in names:
+            assert getattr(retrieval, name) is getattr(module, name), name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        retrieval.nothing

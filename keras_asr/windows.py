@@ -1,7 +1,7 @@
 """The one definition of "the excerpt at onset frame o" and "the snippet at strip column x".
 
-Training (`data.PairPool`), evaluation, indexing (`retrieval.add_score`, `retrieval.index_recordings`) and
-querying (`retrieval.identify`) all cut their windows here, in NumPy or with the TensorFlow twins that the
+Training (`data.PairPool`), evaluation, indexing (`library.add_score`, `recordings.index_recordings`) and
+querying (`identification.identify`) all cut their windows here, in NumPy or with the TensorFlow twins that the
 `tf.data` pipeline runs (tested equal in `windows_test.py`):
 
 - excerpt: spectrogram frames `o - C // 2 .. o - C // 2 + C - 1` (C = the context), zeros past the ends;
