@@ -18,6 +18,7 @@ import keras
 
 from keras_asr import encoding
 from keras_asr import library
+from keras_asr import pages as pages_lib
 from keras_asr import sheet
 from keras_asr import windows
 from keras_asr.testing import fixture_root
@@ -34,12 +35,12 @@ def main():
     args = parser.parse_args()
     encoders = encoding.load_encoders(model=args.model)
     pages = sorted(glob.glob(os.path.join(fixture_root(), "*", "scores", "*", "img", "*.png"))) * args.repeat
-    encoders.sheet(windows.snippets(sheet.unroll(sheet.load_pages(pages[0])).strip, [100]))  # warm-up
+    encoders.sheet(windows.snippets(sheet.unroll(pages_lib.load_pages(pages[0])).strip, [100]))  # warm-up
 
     start = time.perf_counter()
     prepared = []
     for path in pages:
-        score = sheet.unroll(sheet.load_pages(path))
+        score = sheet.unroll(pages_lib.load_pages(path))
         prepared.append(windows.snippets(score.strip, sheet.snippet_centres(score.width, args.hop)))
     prepare_s = time.perf_counter() - start
     start = time.perf_counter()

@@ -32,6 +32,7 @@ from keras_asr import identification
 from keras_asr import index as index_lib
 from keras_asr import library
 from keras_asr import matching
+from keras_asr import pages as pages_lib
 from keras_asr import sheet
 from tfds_msmd import layout
 
@@ -54,7 +55,7 @@ def load_pages(piece_dir):
     pages = []
     for number in layout.page_numbers(folder):
         with Image.open(os.path.join(folder, "img", f"{number:02d}.png")) as image:
-            pages.append(sheet.to_page_width(np.asarray(image.convert("L"), np.float32) / 255.0))
+            pages.append(pages_lib.to_page_width(np.asarray(image.convert("L"), np.float32) / 255.0))
     return pages
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from keras_asr import index as index_lib
+from keras_asr import pages as pages_lib
 from keras_asr import sheet
 from keras_asr import windows
 
@@ -31,7 +32,7 @@ def library():
     """Snippets every 50 px of four engraved piano pieces, PCA-embedded to 32-d; queries shifted by 12 px."""
     snippets, queries, metadata = [], {}, {name: [] for name in ["piece", "page", "system", "page_x", "strip_x"]}
     for piece, path in PIECES.items():
-        score = sheet.unroll([sheet.rasterize_svg(sheet.engrave_svg(path)[0])])
+        score = sheet.unroll([pages_lib.rasterize_svg(pages_lib.engrave_svg(path)[0])])
         centres = sheet.snippet_centres(score.width)
         page, system, page_x = score.strip_to_page(centres)
         snippets.append(windows.snippets(score.strip, centres))

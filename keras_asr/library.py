@@ -20,7 +20,9 @@ import numpy as np
 
 from keras_asr import index as index_lib
 from keras_asr import measures
+from keras_asr import pages as pages_lib
 from keras_asr import sheet
+from keras_asr import staves
 from keras_asr import windows
 from keras_asr.encoding import RetrievalError
 
@@ -44,7 +46,7 @@ def index_scores(encoders, paths, hop=sheet.SNIPPET_HOP, log=None):
     """
 
     def load(path):
-        pages, spans = sheet.load_score(path)
+        pages, spans = pages_lib.load_score(path)
         score = sheet.unroll(pages)
         if not len(sheet.snippet_centres(score.width, hop)):
             raise ValueError(f"its unrolled score is {score.width} px long, and snippets every --hop {hop} px "
@@ -61,7 +63,7 @@ def index_scores(encoders, paths, hop=sheet.SNIPPET_HOP, log=None):
 def add_score(index, encoders, piece, score, spans=None, hop=sheet.SNIPPET_HOP):
     """Adds the snippets every `hop` px of an `UnrolledScore` to a sheet index; returns a progress line.
 
-    `spans` are the score's measures (`sheet.load_score`); each snippet records the measure it is centred in,
+    `spans` are the score's measures (`pages.load_score`); each snippet records the measure it is centred in,
     "" where there are none (a page image, a PDF).
     """
     centres = sheet.snippet_centres(score.width, hop)
@@ -123,17 +125,17 @@ def sheet_queries(path, page=None, system=None, x=None, hop=sheet.SNIPPET_HOP):
         (snippets (n, 80, 100), positions): one dict of page/system/x per snippet (None for a crop).
 
     Raises:
-        sheet.NoStaffSystemsError: no staff system in the file or region.
+        staves.NoStaffSystemsError: no staff system in the file or region.
         RetrievalError: no such page or system.
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise RetrievalError(f"No sheet file at {path}.")
-    if path.suffix.lower() in sheet.IMAGE_SUFFIXES and page is None:
-        score = sheet.unroll([_rescale_crop(sheet.load_image(path))])
+    if path.suffix.lower() in pages_lib.IMAGE_SUFFIXES and page is None:
+        score = sheet.unroll([_rescale_crop(pages_lib.load_image(path))])
         centres = sheet.snippet_centres(score.width, hop)
         return windows.snippets(score.strip, centres), [None] * len(centres)
-    score = sheet.unroll(sheet.load_pages(path))
+    score = sheet.unroll(pages_lib.load_pages(path))
     keep = np.ones(len(score.systems), bool)
     if page is not None:
         keep &= score.system_pages == page - 1
@@ -166,7 +168,7 @@ def sheet_queries(path, page=None, system=None, x=None, hop=sheet.SNIPPET_HOP):
 
 def _rescale_crop(image):
     """Scales a crop so that its staff space matches an engraved page's."""
-    systems = sheet.detect_systems(image)
+    systems = staves.detect_systems(image)
     space = np.mean([s.staff_space for s in systems])
     rows = max(1, round(image.shape[0] * REFERENCE_STAFF_SPACE / space))
     cols = max(1, round(image.shape[1] * REFERENCE_STAFF_SPACE / space))

@@ -1,7 +1,7 @@
 """Measure numbers of an engraved score: where each measure sits on the page, and so on the unrolled strip.
 
 A page image or a PDF carries no measure numbers, but a score file does: verovio writes each measure as a group
-of its SVG page with the score's measure number (`data-n`, asked for by `sheet.VEROVIO_OPTIONS`) and the staff
+of its SVG page with the score's measure number (`data-n`, asked for by `pages.VEROVIO_OPTIONS`) and the staff
 lines it draws across the measure. Those lines give the measure's columns; `numbers_at` carries them over to
 strip columns of the `sheet.UnrolledScore`, so that an index can record the measure of each snippet and a
 query's timeline can say "measure 12".
@@ -9,7 +9,7 @@ query's timeline can say "measure 12".
 Example:
 
 ```python
-pages, spans = keras_asr.sheet.load_score("bwv66.6.musicxml")
+pages, spans = keras_asr.pages.load_score("bwv66.6.musicxml")
 score = keras_asr.sheet.unroll(pages)
 keras_asr.measures.numbers_at(score, spans, [100, 900])   # array(['0', '6'], dtype='<U1')
 ```

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_asr import measures
+from keras_asr import pages as pages_lib
 from keras_asr import sheet
 from keras_asr.testing import fixture_root
 
@@ -16,7 +17,7 @@ def chorale(tmp_path_factory):
     """Bach's chorale BWV 66.6 as MusicXML (a pickup measure 0, then 1-9), its pages, measures and strip."""
     path = tmp_path_factory.mktemp("measures") / "bwv66.6.musicxml"
     music21.corpus.parse("bach/bwv66.6").write("musicxml", fp=path)
-    pages, spans = sheet.load_score(path)
+    pages, spans = pages_lib.load_score(path)
     return path, pages, spans, sheet.unroll(pages)
 
 
@@ -47,4 +48,4 @@ def test_pages_without_an_engraving_have_no_measures(chorale):
     # A page whose systems the detector counts differently from the engraving: unknown, not shifted numbers.
     assert set(measures.numbers_at(score, [spans[0][:1]], [0, score.width - 1])) == {""}
     page = f"{fixture_root()}/bach__bwv269__chorale/scores/bach__bwv269__chorale_ly/img/01.png"
-    assert sheet.load_score(page)[1] is None
+    assert pages_lib.load_score(page)[1] is None

@@ -26,7 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_asr import audio as audio_lib  # noqa: E402
-from keras_asr import sheet  # noqa: E402
+from keras_asr import pages as pages_lib  # noqa: E402
+from keras_asr import staves  # noqa: E402
 from keras_asr.encoding import RetrievalError  # noqa: E402
 
 
@@ -240,8 +241,8 @@ def plot_identification(result, sources, path):
     source = sources.get(piece)
     if not source or not os.path.isfile(source):
         raise RetrievalError(f"Cannot plot: the score file of {piece!r} ({source}) is not there any more.")
-    pages = sheet.load_pages(source)
-    fig = plot_score_following(result, pages, piece, lambda page: sheet.detect_systems(pages[page]))
+    pages = pages_lib.load_pages(source)
+    fig = plot_score_following(result, pages, piece, lambda page: staves.detect_systems(pages[page]))
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return {"piece": piece, "pages": sorted({entry["page"] for entry in result["timeline"]})}
@@ -263,9 +264,9 @@ def follow_video(result, sources, audio_path, path, fps=10):
     source = sources.get(piece)
     if not source or not os.path.isfile(source):
         raise RetrievalError(f"Cannot draw the video: the score file of {piece!r} ({source}) is not there any more.")
-    pages = sheet.load_pages(source)
+    pages = pages_lib.load_pages(source)
     duration = len(audio_lib.load_audio(audio_path)) / audio_lib.SAMPLE_RATE
-    frames = score_following_frames(result, pages, lambda page: sheet.detect_systems(pages[page]), duration, fps)
+    frames = score_following_frames(result, pages, lambda page: staves.detect_systems(pages[page]), duration, fps)
     first = next(frames)
     # Written beside the target, then renamed: an interrupted run leaves no half video.
     partial = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.partial.mp4")

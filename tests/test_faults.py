@@ -25,8 +25,10 @@ import keras_asr
 from keras_asr import audio
 from keras_asr import cli
 from keras_asr import index as index_lib
+from keras_asr import pages
 from keras_asr import saving
 from keras_asr import sheet
+from keras_asr import staves
 from keras_asr.testing import fixture_root
 from tfds_msmd.corpus import build
 
@@ -284,7 +286,7 @@ def test_damaged_model_files_say_so(tmp_path, model):
 @pytest.fixture(scope="module")
 def mazurka_page():
     """The first page of Chopin's Mazurka op. 6 no. 2 (music21's corpus, Humdrum) engraved: 6 grand-staff systems."""
-    return sheet.load_pages(music21.common.getCorpusFilePath() / "chopin" / "mazurka06-2.krn")[0]
+    return pages.load_pages(music21.common.getCorpusFilePath() / "chopin" / "mazurka06-2.krn")[0]
 
 
 @pytest.mark.single_backend
@@ -294,11 +296,11 @@ def test_a_skewed_page_still_finds_its_systems(angle, mazurka_page):
     skewed = skimage.transform.rotate(mazurka_page, angle, order=1, mode="constant", cval=1.0,
                                       preserve_range=True).astype(np.float32)
     try:
-        lost = len(straight.systems) - len(sheet.detect_systems(skewed))
-    except sheet.NoStaffSystemsError:
+        lost = len(straight.systems) - len(staves.detect_systems(skewed))
+    except staves.NoStaffSystemsError:
         lost = len(straight.systems)
     assert lost > 0  # without deskewing, the tilted staff lines are not found
-    assert sheet.estimate_skew(skewed) == pytest.approx(angle, abs=0.1)
+    assert staves.estimate_skew(skewed) == pytest.approx(angle, abs=0.1)
     score = sheet.unroll([skewed])
     assert score.systems_per_page == straight.systems_per_page == [6]
     assert [s.num_staves for s in score.systems] == [s.num_staves for s in straight.systems]
@@ -307,8 +309,8 @@ def test_a_skewed_page_still_finds_its_systems(angle, mazurka_page):
 @pytest.mark.single_backend
 @pytest.mark.parametrize("page", PAGES[:1])
 def test_a_straight_page_is_left_as_it_is(page, mazurka_page):
-    for straight in (sheet.load_image(page), mazurka_page):
-        assert sheet.estimate_skew(straight) == 0.0 and sheet.deskew(straight) is straight
+    for straight in (pages.load_image(page), mazurka_page):
+        assert staves.estimate_skew(straight) == 0.0 and staves.deskew(straight) is straight
 
 
 @pytest.mark.single_backend
@@ -324,10 +326,10 @@ def test_corpus_workers_that_die_or_cannot_start_fail_at_once(monkeypatch, tmp_p
 
 @pytest.mark.single_backend
 def test_an_upside_down_page_is_turned_back(mazurka_page):
-    for page in (sheet.load_image(PAGES[1]), mazurka_page):
+    for page in (pages.load_image(PAGES[1]), mazurka_page):
         straight = sheet.unroll([page])
         turned = sheet.unroll([page[::-1, ::-1]])
-        assert sheet.orientation(page) > 0 > sheet.UPSIDE_DOWN_BELOW > sheet.orientation(page[::-1, ::-1])
+        assert staves.orientation(page) > 0 > staves.UPSIDE_DOWN_BELOW > staves.orientation(page[::-1, ::-1])
         assert straight.turned_pages == () and turned.turned_pages == (0,)
         np.testing.assert_array_equal(turned.strip, straight.strip)
 
@@ -335,7 +337,7 @@ def test_an_upside_down_page_is_turned_back(mazurka_page):
 def test_an_upside_down_page_is_indexed_turned_and_said_so(model, capsys, tmp_path):
     import imageio.v3 as iio
 
-    page = sheet.load_image(PAGES[1])
+    page = pages.load_image(PAGES[1])
     iio.imwrite(tmp_path / "turned.png", (255 * page[::-1, ::-1]).astype(np.uint8))
     code, _, err = run(capsys, "index", "--model", model, tmp_path / "turned.png", "--out", tmp_path / "t.index")
     assert code == 0 and "upside-down page(s) 1 turned" in err, err
