@@ -1,10 +1,12 @@
-"""A snippet index on disk: L2-normalised embeddings, per-row metadata, cosine top-k search, piece voting.
+"""A snippet index: L2-normalised embeddings, per-row metadata, cosine top-k search, piece voting.
 
 The retrieval end of the data flow. A sheet-side index holds one embedding per sheet snippet (SPEC: one every
 50 px of unrolled score) with where it came from (piece, page, system, x on the page and on the strip); an
 audio-side index holds one per audio excerpt (piece, recording, time in seconds). Embeddings are unit vectors,
 so cosine similarity is a dot product. The index remembers which model made its embeddings: embeddings of
-different models live in different spaces, so loading an index for another model is an error.
+different models live in different spaces, so loading an index for another model is an error. On disk an index
+is a folder (`SnippetIndex.save`, `SnippetIndex.load`); its format and checked, atomic I/O are `index_folder`'s,
+whose names (`read_header`, `NotAnIndexError`, ...) are re-exported here.
 
 Search is exact, chunked brute force in numpy below `FAISS_THRESHOLD` rows and an approximate FAISS HNSW graph
 from there on (benchmarks/index_benchmark.py: on 2 CPU cores numpy's brute force keeps up with FAISS's exact
@@ -25,36 +27,24 @@ ranking = index.identify(excerpt_embeddings, k=25)  # [("chopin_op6_2", 1873), .
 
 import collections
 import hashlib
-import json
 import pathlib
-import re
-import secrets
-import shutil
-import zipfile
 
 import numpy as np
 
-from keras_asr import atomic
-
-FORMAT = "keras-asr-snippet-index"
-# Version 2 names each write's parts uniquely, lists them (with their sizes) in header.json and keeps the
-# collection (model and source files) there: replacing header.json is then the one step that commits a write.
-# Version 1 (fixed part names, collection.json beside) still loads.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-HEADER_FILE = "header.json"
-COLLECTION_FILE = "collection.json"  # the collection of a version-1 index
-_VERSION_1_FILES = {"embeddings": "embeddings.npy", "metadata": "metadata.npz"}
-# Parts of this module's writes: `<role>-<token>.<suffix>`, and the fixed names of version 1.
-_PART = re.compile(r"(embeddings|metadata|hnsw|ivf)-[0-9a-f]{16}\.(npy|npz|faiss)"
-                   r"|\.header\.json\.[0-9a-f]{16}\.tmp")
-_VERSION_1_PARTS = {"embeddings.npy", "metadata.npz", "hnsw.faiss", "ivf.faiss", COLLECTION_FILE}
-
-# The metadata columns that make an index of each kind, with what the kind indexes and the command that builds it.
-KINDS = {
-    "sheet": (("page", "page_x", "piece", "strip_x", "system"), "scores", "keras-asr index"),
-    "audio": (("recording", "time"), "recordings", "keras-asr index-audio"),
-}
+from keras_asr import index_folder
+from keras_asr.index_folder import COLLECTION_FILE  # noqa: F401 (with the names below, kept as `index.X`)
+from keras_asr.index_folder import FORMAT  # noqa: F401
+from keras_asr.index_folder import FORMAT_VERSION  # noqa: F401
+from keras_asr.index_folder import HEADER_FILE  # noqa: F401
+from keras_asr.index_folder import KINDS
+from keras_asr.index_folder import READABLE_VERSIONS  # noqa: F401
+from keras_asr.index_folder import DamagedIndexError  # noqa: F401
+from keras_asr.index_folder import NotAnIndexError
+from keras_asr.index_folder import RefusedOverwriteError  # noqa: F401
+from keras_asr.index_folder import check_target  # noqa: F401
+from keras_asr.index_folder import index_kind
+from keras_asr.index_folder import read_collection
+from keras_asr.index_folder import read_header
 
 # Every column an index can hold, with its dtype; an index holds the columns its first `add` gave.
 COLUMNS = {
@@ -87,26 +77,6 @@ class EmptyIndexError(ValueError):
 
 class ModelMismatchError(ValueError):
     """Raised when an index built with one model is loaded for another."""
-
-
-class NotAnIndexError(ValueError):
-    """Raised when a folder holds no index, or an index of the other kind."""
-
-
-class DamagedIndexError(ValueError):
-    """Raised when an index's files are missing, truncated or disagree with its header."""
-
-
-class RefusedOverwriteError(ValueError):
-    """Raised when saving would write into a folder that is not an index of the same kind."""
-
-
-def index_kind(columns):
-    """"sheet", "audio" or None: the kind of index that metadata `columns` make (see `KINDS`)."""
-    for kind, (needed, _, _) in KINDS.items():
-        if set(columns) >= set(needed):
-            return kind
-    return None
 
 
 def model_id_of(weights, name=""):
@@ -250,58 +220,9 @@ class SnippetIndex:
             RefusedOverwriteError: `directory` is a file, or holds something else and `overwrite` is False.
             OSError: the write failed (e.g. a full disk); the folder's previous index, if any, is unchanged.
         """
-        directory = pathlib.Path(directory)
-        previous = check_target(directory, self.kind, overwrite)
-        directory.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_hex(8)
-        embeddings = self.embeddings if self.embeddings is not None else np.zeros((0, 0), np.float32)
-        files, written = {}, []
-
-        def part(role, suffix, write):
-            name = f"{role}-{token}.{suffix}"
-            written.append(directory / name)
-            write(directory / name)
-            atomic.fsync(directory / name)
-            files[role] = name
-
-        try:
-            part("embeddings", "npy", lambda path: np.save(path, embeddings))
-            part("metadata", "npz", lambda path: _savez(path, self.metadata))
-            # An approximate index takes minutes to build at a million rows: keep the one built, if any.
-            if self._faiss is not None and self._faiss[0] in APPROXIMATE_METHODS:
-                import faiss
-
-                part(self._faiss[0], "faiss", lambda path: faiss.write_index(self._faiss[1], str(path)))
-            header = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "model_id": self.model_id,
-                "count": len(self),
-                "dim": self.dim,
-                "kind": self.kind,
-                "columns": sorted(self.metadata),
-                "faiss_index": self._faiss[0] if self._faiss is not None and self._faiss[0] in files else None,
-                "files": files,
-                "sizes": {name: (directory / name).stat().st_size for name in files.values()},
-                "collection": collection or {},
-            }
-            with atomic.written_beside(directory / HEADER_FILE) as temporary:  # the commit
-                pathlib.Path(temporary).write_text(json.dumps(header, indent=2) + "\n")
-        except BaseException as e:  # Ctrl-C included: take back the parts of this write, keep the old index
-            for path in written:
-                path.unlink(missing_ok=True)
-            if isinstance(e, OSError):
-                # numpy reports a full disk as "N requested and M written": say how much room there is.
-                free = shutil.disk_usage(directory).free / 2**20
-                kept = "the index there is unchanged" if previous else "nothing was written"
-                raise OSError(f"Cannot write the index at {directory}: {e.strerror or e} ({free:.0f} MiB free on "
-                              f"its disk); {kept}.") from e
-            raise
-        # The old parts go last; a process that memory-mapped them keeps reading them (POSIX unlink semantics).
-        for path in directory.iterdir():
-            stale = _PART.fullmatch(path.name) or (previous is not None and path.name in _VERSION_1_PARTS)
-            if stale and path.name not in files.values():
-                path.unlink(missing_ok=True)
+        approximate = self._faiss if self._faiss is not None and self._faiss[0] in APPROXIMATE_METHODS else None
+        index_folder.save(directory, self.embeddings, self.metadata, self.model_id, self.kind, approximate,
+                          collection=collection, overwrite=overwrite)
 
     @classmethod
     def load(cls, directory, model_id, method="auto", mmap=True):
@@ -328,29 +249,11 @@ class SnippetIndex:
                 "embeddings of different models are not comparable. Rebuild the index with this model."
             )
         index = cls(header["model_id"], method=method)
-        files = header.get("files", _VERSION_1_FILES)
-        count = header["count"]
-        if count:
-            for role in ("embeddings", "metadata"):
-                _check_part(directory, header, files.get(role))
-            path = directory / files["embeddings"]
-            embeddings = _read_part(path, lambda: np.load(path, mmap_mode="r" if mmap else None))
-            if embeddings.shape != (count, header["dim"]):
-                raise DamagedIndexError(f"{path} holds embeddings of shape {embeddings.shape}, but {HEADER_FILE} "
-                                        f"says ({count}, {header['dim']}): the index is damaged; rebuild it.")
-            path = directory / files["metadata"]
-            index.embeddings, index.metadata = embeddings, _read_part(path, lambda: _load_columns(path, header))
+        if header["count"]:
+            index.embeddings, index.metadata = index_folder.read_rows(directory, header, mmap)
         stored = header.get("faiss_index")
         if stored is not None and stored == index._search_method():
-            import faiss
-
-            name = files.get(stored, f"{stored}.faiss")
-            _check_part(directory, header, name)
-            faiss_index = _read_part(directory / name, lambda: faiss.read_index(str(directory / name)))
-            if faiss_index.ntotal != count:
-                raise DamagedIndexError(f"{directory / name} holds {faiss_index.ntotal} rows, not {count}: the "
-                                        "index is damaged; rebuild it.")
-            index._faiss = (stored, _tuned(faiss_index))
+            index._faiss = (stored, _tuned(index_folder.read_approximate(directory, header, stored)))
         return index
 
     def prepare(self):
@@ -385,47 +288,6 @@ class SnippetIndex:
         return "numpy" if len(self) < FAISS_THRESHOLD else "hnsw"
 
 
-def read_header(directory):
-    """The header of an index folder, checked for format and version.
-
-    Raises:
-        NotAnIndexError: no header.json in `directory`.
-        DamagedIndexError: header.json is not a readable header.
-        ValueError: another format, or a version this code does not read.
-    """
-    path = pathlib.Path(directory) / HEADER_FILE
-    if not path.is_file():
-        raise NotAnIndexError(f"{directory} is not a keras-asr index (no {HEADER_FILE}).")
-    try:
-        header = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DamagedIndexError(f"{path} is not valid JSON ({e}): the index is damaged; rebuild it.") from e
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise NotAnIndexError(f"{path} is not the header of a keras-asr index.")
-    if header.get("format_version") not in READABLE_VERSIONS:
-        raise ValueError(f"{directory} holds format {FORMAT!r} version {header.get('format_version')!r}; this "
-                         f"keras-asr reads versions {', '.join(map(str, READABLE_VERSIONS))}.")
-    missing = {"model_id", "count", "dim", "columns"} - set(header)
-    if missing:
-        raise DamagedIndexError(f"{path} lacks {sorted(missing)}: the index is damaged; rebuild it.")
-    return header
-
-
-def read_collection(directory):
-    """The collection dict saved with an index (`{}` where none was), e.g. `{"model": ..., "sources": ...}`."""
-    directory = pathlib.Path(directory)
-    header = read_header(directory)
-    if "collection" in header:
-        return header["collection"]
-    path = directory / COLLECTION_FILE  # version 1
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DamagedIndexError(f"{path} is not valid JSON ({e}): the index is damaged; rebuild it.") from e
-
-
 def load_index(directory, model_id, kind=None, method="auto", mmap=True):
     """Loads a non-empty index folder of the given kind and its collection.
 
@@ -449,77 +311,6 @@ def load_index(directory, model_id, kind=None, method="auto", mmap=True):
         raise NotAnIndexError(f"{directory} is not an index of {needed} (its columns: {sorted(index.metadata)}); "
                               f"build one with `{command}`.")
     return index, read_collection(directory)
-
-
-def check_target(directory, kind, overwrite=False):
-    """Whether an index of `kind` may be saved into `directory`: the header of the index it would replace.
-
-    Returns:
-        That header, or None where `directory` is missing, empty, or overwritten although it holds no index.
-
-    Raises:
-        RefusedOverwriteError: `directory` is a file, or (unless `overwrite`) holds something other than an index
-            of this kind.
-    """
-    directory = pathlib.Path(directory)
-    if not directory.exists():
-        return None
-    if not directory.is_dir():
-        raise RefusedOverwriteError(f"{directory} is a file, not an index folder.")
-    if not any(directory.iterdir()):
-        return None
-    what = {"sheet": "scores", "audio": "recordings", None: "nothing"}
-    try:
-        header = read_header(directory)
-    except ValueError as e:
-        if overwrite:
-            return None
-        found = "holds no keras-asr index" if isinstance(e, NotAnIndexError) else f"holds a damaged index ({e})"
-        raise RefusedOverwriteError(f"{directory} is not empty and {found}: refusing to write an index into it "
-                                    "(choose a new folder, or overwrite: --overwrite).") from e
-    previous = header.get("kind", index_kind(header["columns"]))
-    if previous != kind and not overwrite:
-        raise RefusedOverwriteError(f"{directory} holds an index of {what[previous]}: refusing to replace it with "
-                                    f"an index of {what[kind]} (choose another folder, or overwrite: --overwrite).")
-    return header
-
-
-def _savez(path, columns):
-    with open(path, "wb") as file:  # a file object: np.savez would append ".npz" to a name
-        np.savez(file, **columns)
-
-
-def _check_part(directory, header, name):
-    path = directory / str(name)
-    if name is None or not path.is_file():
-        raise DamagedIndexError(f"{path} is missing: the index is damaged; rebuild it.")
-    size = header.get("sizes", {}).get(name)
-    if size is not None and path.stat().st_size != size:
-        raise DamagedIndexError(f"{path} has {path.stat().st_size} bytes, {HEADER_FILE} says {size} (truncated or "
-                                "replaced): the index is damaged; rebuild it.")
-
-
-def _read_part(path, read):
-    try:
-        return read()
-    except (ValueError, OSError, EOFError, KeyError, RuntimeError, zipfile.BadZipFile) as e:
-        if isinstance(e, DamagedIndexError):
-            raise
-        raise DamagedIndexError(f"{path} cannot be read ({type(e).__name__}: {e}): the index is damaged; "
-                                "rebuild it.") from e
-
-
-def _load_columns(path, header):
-    with np.load(path) as metadata:
-        missing = set(header["columns"]) - set(metadata.files)
-        if missing:
-            raise DamagedIndexError(f"{path} lacks the columns {sorted(missing)}: the index is damaged; rebuild it.")
-        columns = {name: metadata[name] for name in header["columns"]}
-    for name, values in columns.items():
-        if values.shape != (header["count"],):
-            raise DamagedIndexError(f"{path}: column {name!r} has shape {values.shape}, {HEADER_FILE} says "
-                                    f"({header['count']},): the index is damaged; rebuild it.")
-    return columns
 
 
 def _tuned(index):

@@ -15,9 +15,9 @@ the work, so that `retrieval.identify` and the rest read as before:
 
 Built on `sheet` (pages -> snippets), `audio` (recording -> spectrogram) and `index` (search and the piece
 vote of SPEC: evenly spaced excerpts of a recording each retrieve their 25 nearest snippets, pieces are ranked
-by votes). An index directory holds a `SnippetIndex` and its collection (`index.read_collection`): the model
-files that made it and the score file of every piece, so that a query needs only the index and `--plot` can
-redraw the pages.
+by votes). An index directory holds a `SnippetIndex` and its collection (`index_folder.read_collection`): the
+model files that made it and the score file of every piece, so that a query needs only the index and `--plot`
+can redraw the pages.
 
 Results count pages and systems from 1, as printed scores do; the index itself stores them from 0, as
 `sheet.UnrolledScore` does.
@@ -58,7 +58,7 @@ from keras_asr.recordings import excerpt_starts  # noqa: F401
 from keras_asr.recordings import index_recordings  # noqa: F401
 from keras_asr.recordings import load_spectrogram  # noqa: F401
 
-COLLECTION_FILE = index_lib.COLLECTION_FILE  # kept for callers; the folder's I/O is in index.py
+COLLECTION_FILE = index_lib.COLLECTION_FILE  # kept for callers; the folder's I/O is in index_folder.py
 SHEET_COLUMNS = index_lib.KINDS["sheet"][0]
 AUDIO_COLUMNS = index_lib.KINDS["audio"][0]
 # Drawn with matplotlib, which `plots` sets to its file backend on import: loaded when first asked for, so that
@@ -69,7 +69,7 @@ _PLOTS = ("plot_identification", "follow_video")
 def save_index(index, directory, encoders, sources=None, overwrite=False, **settings):
     """Writes `index` with its collection (model source, score or recording files, settings), atomically.
 
-    See `index.SnippetIndex.save` (the folder's I/O and its checks live in `keras_asr.index`).
+    See `index.SnippetIndex.save` (the folder's I/O and its checks live in `keras_asr.index_folder`).
     """
     collection = {"model": encoders.source, "sources": sources or {}, **settings}
     index.save(directory, collection=collection, overwrite=overwrite)

@@ -25,6 +25,7 @@ import keras_asr
 from keras_asr import audio
 from keras_asr import cli
 from keras_asr import index as index_lib
+from keras_asr import index_folder
 from keras_asr import pages
 from keras_asr import saving
 from keras_asr import sheet
@@ -110,7 +111,7 @@ def test_sigkill_during_an_index_write_leaves_the_previous_index(part, tmp_path,
             f.write(b"\x93NUMPY" + b"\0" * 1000)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    target = {"embeddings": (np, "save"), "metadata": (index_lib, "_savez"), "header": (os, "replace")}
+    target = {"embeddings": (np, "save"), "metadata": (index_folder, "_savez"), "header": (os, "replace")}
     monkeypatch.setattr(*target[part], die_half_way)
     status, _ = in_child(lambda: new.save(tmp_path / "x.index"))
     monkeypatch.undo()
@@ -242,7 +243,7 @@ def test_ctrl_c_exits_130_and_leaves_the_previous_index(model, library, capsys, 
             f.write(b"PK")
         signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(index_lib, "_savez", interrupted)
+    monkeypatch.setattr(index_folder, "_savez", interrupted)
     code, _, err = run(capsys, "index", "--model", model, PAGES[2], "--out", copy)
     assert code == 130 and err.strip().splitlines()[-1] == "keras-asr: interrupted" and "Traceback" not in err
     assert sorted(os.listdir(copy)) == before
