@@ -1,8 +1,9 @@
 """keras-asr: tempo-invariant audio-sheet music retrieval in Keras 3.
 
-The data flow, by module: `audio` (audio -> spectrogram) and `sheet` (page -> unrolled strip -> snippet),
-`data` (excerpt/snippet pairs), `models` (the two encoders), `layers.cca` (the shared space), `losses`,
-`index` and `retrieval` (index -> ranked answer).
+The data flow, by module: `audio` (audio -> spectrogram) and `pages`, `staves`, `sheet` (score file -> pages ->
+staff systems -> unrolled strip -> snippet), `data` (excerpt/snippet pairs), `models` (the two encoders),
+`layers.cca` (the shared space), `losses`, `index` and `identification` (index -> ranked answer); `retrieval`
+gathers the application's names.
 """
 
 __version__ = "0.1.0"
