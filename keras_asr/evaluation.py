@@ -116,7 +116,7 @@ def attention_statistics(model, pool, indices=None, batch_size=100):
 
 
 def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_tempo", pairs=EVAL_PAIRS,
-                  data_dir=None, corpus=None):
+                  data_dir=None, corpus=None, soundfont=None):
     """Table 2 (both directions, unrefined and refined CCA) and Table 3 for training runs.
 
     Args:
@@ -129,6 +129,7 @@ def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_te
         data_dir: TFDS data directory.
         corpus: a corpus root to read instead of `dataset` (`corpus_pools`): Table 2 on the tempo-1.0
             performances of `split`, Table 3 on all its tempo ratios (if `tempo_split`).
+        soundfont: with `corpus`, keep only the performances of this sound (e.g. "SampledPiano-p0-expr").
 
     Returns:
         (text, results): the tables as Markdown, and the numbers as a JSON-ready dict.
@@ -136,7 +137,7 @@ def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_te
     from keras_asr.saving import load_model
 
     if corpus:
-        tempo = corpus_pools(corpus, split)
+        tempo = corpus_pools(corpus, split, soundfont)
         if 1.0 not in tempo:
             raise ValueError(f"The {split} split of {corpus} has no performance at tempo 1.0 for Table 2.")
         pool, dataset = tempo[1.0], corpus
@@ -155,7 +156,8 @@ def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_te
         if tempo:
             table3[name] = evaluate_tempo(model, tempo, pairs)
 
-    text = [f"Test set: {dataset} split {split}, {n} pairs ({n} candidates).", ""]
+    sound = f", sound {soundfont}" if corpus and soundfont else ""
+    text = [f"Test set: {dataset} split {split}{sound}, {n} pairs ({n} candidates).", ""]
     for direction in metrics.DIRECTIONS:
         arrow = direction.replace("2", " -> ")
         if table2a:
@@ -164,7 +166,7 @@ def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_te
     if table3:
         sizes = ", ".join(f"{r:g}: {len(p.eval_indices(pairs))}" for r, p in tempo.items())
         text += [metrics.format_table3(table3), "", f"Pairs per tempo ratio: {sizes}.", ""]
-    results = {"dataset": dataset, "split": split, "pairs": n, "table2a": table2a, "table2b": table2b,
+    results = {"dataset": dataset, "split": split, "soundfont": soundfont if corpus else None, "pairs": n, "table2a": table2a, "table2b": table2b,
                "table3": {k: {str(r): v for r, v in t.items()} for k, t in table3.items()}}
     return "\n".join(text), results
 
@@ -189,6 +191,8 @@ def add_arguments(parser):
     parser.add_argument("--corpus", default=None, metavar="ROOT",
                         help="read a corpus folder (MSMD layout) instead of --dataset: Table 2 on its tempo-1.0 "
                              "performances of --split, Table 3 on all its tempo ratios")
+    parser.add_argument("--soundfont", default=None, metavar="SOUND",
+                        help="with --corpus: only the performances of this sound (default: all)")
     parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS's)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--tempo-split", default="test_tempo", help="'' to skip Table 3")
@@ -211,7 +215,7 @@ def evaluate_from_arguments(args):
             raise FileNotFoundError(f"No model.keras in {folder} (a folder written by training).")
         runs[name] = folder
     text, results = evaluate_runs(runs, args.dataset, args.split, args.tempo_split, args.pairs, args.data_dir,
-                                  args.corpus)
+                                  args.corpus, args.soundfont)
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -347,3 +347,44 @@ def test_an_upside_down_page_is_indexed_turned_and_said_so(model, capsys, tmp_pa
 def test_a_hop_longer_than_the_score_says_why_nothing_was_indexed(model, capsys, tmp_path):
     code, _, err = run(capsys, "index", "--model", model, PAGES[0], "--hop", "100000", "--out", tmp_path / "h.index")
     assert code == 1 and "no snippet; give a --hop under" in err and "Traceback" not in err, err
+
+
+@pytest.mark.single_backend
+def test_corpus_workers_end_with_a_build_that_is_killed(tmp_path):
+    import subprocess
+    import time
+
+    script = tmp_path / "build.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from tfds_msmd.corpus import build\n"
+        "def work(k):\n"
+        f"    open(os.path.join({str(tmp_path)!r}, f'worker{{k}}'), 'w').write(str(os.getpid()))\n"
+        "    time.sleep(600)\n"
+        "if __name__ == '__main__':\n"
+        "    list(build.run_in_processes(work, [(0,), (1,)], workers=2))\n")
+    # The build module under test (this checkout's), not whichever the environment would import.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(build.__file__))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    build_process = subprocess.Popen([sys.executable, str(script)], env=env)
+    try:
+        deadline = time.time() + 120
+        while len(glob.glob(str(tmp_path / "worker*"))) < 2 and time.time() < deadline:
+            time.sleep(0.5)
+        pids = [int(open(f).read()) for f in glob.glob(str(tmp_path / "worker*"))]
+        assert len(pids) == 2
+    finally:
+        build_process.kill()  # SIGKILL: the build runs no cleanup
+        build_process.wait()
+
+    def alive(pid):  # a zombie (dead, not yet reaped by init) counts as gone
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.time() + 10
+    while any(alive(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in pids)

@@ -214,7 +214,8 @@ def run_in_processes(function, args, workers):
                            "file (a script read from standard input?). Run the script from a file, or use one "
                            "worker (workers=1, --workers 1).")
     # "spawn": forking after TF/JAX imports in the parent can deadlock.
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
         futures = [pool.submit(function, *a) for a in args]
         for future in concurrent.futures.as_completed(futures):
@@ -224,6 +225,28 @@ def run_in_processes(function, args, workers):
                            "to resume, with workers=1 (--workers 1) to see the failing piece's error.") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent(parent):
+    """Worker initializer: the worker ends when the build that started it does, even one killed with SIGKILL
+    (which runs no cleanup): orphaned workers would otherwise go on engraving and synthesizing for nobody."""
+    import ctypes
+    import signal
+    import threading
+
+    try:  # Linux: the kernel sends the signal when the parent dies
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()  # where prctl is not available
 
 
 def _report(result, k, n, start, log):
