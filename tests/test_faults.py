@@ -244,7 +244,12 @@ def test_ctrl_c_exits_130_and_leaves_the_previous_index(model, library, capsys, 
         signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(index_folder, "_savez", interrupted)
-    code, _, err = run(capsys, "index", "--model", model, PAGES[2], "--out", copy)
+    # Python's own Ctrl-C handler, also where the suite runs as a background job (which inherits SIGINT ignored).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code, _, err = run(capsys, "index", "--model", model, PAGES[2], "--out", copy)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert code == 130 and err.strip().splitlines()[-1] == "keras-asr: interrupted" and "Traceback" not in err
     assert sorted(os.listdir(copy)) == before
     monkeypatch.undo()
