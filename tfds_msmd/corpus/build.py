@@ -29,6 +29,7 @@ import time
 
 from keras_asr.geometry import TEMPO_RATIOS as TEST_TEMPO_RATIOS
 from tfds_msmd import layout
+from tfds_msmd import layout_writer
 from tfds_msmd.corpus import alignment_check
 from tfds_msmd.corpus import sources
 from tfds_msmd.corpus import varied
@@ -179,7 +180,7 @@ def finalize(out_dir, config_name, jobs, results, log=sys.stderr):
     done = {r.piece for r in results if r.status != "failed"}
     split = {name: [j.source.piece for j in jobs if j.split == name and j.source.piece in done]
              for name in RENDERS}
-    layout.write_split(out_dir, split)
+    layout_writer.write_split(out_dir, split)
     renders = {}
     for job in jobs:
         renders.setdefault(job.split, set()).update(layout.performance_name("", *r)[1:] for r in job.renders)

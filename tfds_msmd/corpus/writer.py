@@ -15,6 +15,7 @@ import numpy as np
 from keras_asr import atomic
 from keras_asr.geometry import FPS
 from tfds_msmd import layout
+from tfds_msmd import layout_writer
 from tfds_msmd.corpus import synth
 
 
@@ -60,7 +61,7 @@ def write_piece(root, piece, engraving, renders, keep_audio=True):
             # From the exact seconds, not the float32 events: onsets on the 50 ms grid are common, and
             # float32 rounding would push some to the next frame.
             onsets = np.ceil(np.round(seconds * FPS, 6)).astype(np.int64)
-            layout.write_performance(perf_path, piece, midi, spec, events, onsets, wav if keep_audio else None)
+            layout_writer.write_performance(perf_path, piece, midi, spec, events, onsets, wav if keep_audio else None)
             for i, d in enumerate(data):
                 d[f"{name}_note_event_idx"] = i
                 d[f"{name}_onset_frame"] = int(onsets[i])
@@ -72,7 +73,7 @@ def write_piece(root, piece, engraving, renders, keep_audio=True):
             on_page = [(n, d) for n, d in zip(heads, data) if n.page == page]
             nodes = [dict(top=n.top, left=n.left, height=n.height, width=n.width, data=d) for n, d in on_page]
             notes = [n.centre for n, _ in on_page]
-            layout.write_page(score_path, page + 1, image, notes, engraving.systems[page], nodes,
+            layout_writer.write_page(score_path, page + 1, image, notes, engraving.systems[page], nodes,
                               document=f"{piece}_{page + 1:02d}")
         _sync_tree(tmp)  # the files' data reaches the disk before the rename makes the piece count as built
         os.rename(tmp, final)
