@@ -206,18 +206,21 @@ def read_score(piece_dir):
         strip, systems, starts = _engraved_systems(pages, boxes)
         unrolled_from = "engraving"
     noteheads, strip_x = [], []
-    for k, (page, top, bottom, left) in enumerate(systems):
-        page_heads = heads[page]
+    for page, page_heads in enumerate(heads):
+        # Once per page: which of its systems each notehead belongs to.
+        on_page = [k for k, system in enumerate(systems) if system[0] == page]
+        if not on_page or not page_heads:
+            continue
         ys = np.array([n.y for n in page_heads])
-        on_page = [j for j, (p, _, _, _) in enumerate(systems) if p == page]
-        tops = np.array([systems[j][1] for j in on_page])
-        bottoms = np.array([systems[j][2] for j in on_page])
+        tops = np.array([systems[k][1] for k in on_page])
+        bottoms = np.array([systems[k][2] for k in on_page])
         inside = (ys[:, None] >= tops) & (ys[:, None] <= bottoms)
-        nearest = np.argmin(np.abs(ys[:, None] - (tops + bottoms) / 2), axis=1) if len(ys) else np.zeros(0, int)
-        owner = np.where(inside.any(1), np.argmax(inside, axis=1), nearest) if len(ys) else nearest
-        for j in np.flatnonzero(owner == on_page.index(k)):
-            noteheads.append(page_heads[j])
-            strip_x.append(starts[k] + page_heads[j].x - left)
+        nearest = np.argmin(np.abs(ys[:, None] - (tops + bottoms) / 2), axis=1)
+        owner = np.where(inside.any(1), np.argmax(inside, axis=1), nearest)
+        for j, k in enumerate(on_page):
+            for i in np.flatnonzero(owner == j):
+                noteheads.append(page_heads[i])
+                strip_x.append(starts[k] + page_heads[i].x - systems[k][3])
     return Score(strip, noteheads, np.asarray(strip_x, np.float32), np.asarray(starts, np.int64), len(pages),
                  unrolled_from)
 
