@@ -24,6 +24,7 @@ train_ds = keras_asr.data.PairPool.from_tfds("train", name="msmd/small").dataset
 
 import numpy as np
 
+from keras_asr import sources
 from keras_asr import windows
 from keras_asr.geometry import NUM_BINS
 from keras_asr.geometry import SNIPPET_SHAPE as SHEET_SHAPE  # what the sheet encoder sees: the window halved
@@ -56,8 +57,8 @@ class PairPool:
     Strips are stored once per piece however many performances share them.
 
     Args:
-        examples: iterable of mappings (TFDS examples, or `tfds_msmd.layout.PerformanceRecord`s) with `piece`,
-            `performance`, `strip` (200, W[, 1]) uint8, `spectrogram` (92, N), `onset_frames` (k,) and
+        examples: iterable of performance records (`keras_asr.sources`: TFDS examples or a corpus reader's
+            records) with `piece`, `performance`, `strip` (200, W[, 1]) uint8, `spectrogram` (92, N), `onset_frames` (k,) and
             `notehead_x` (k,).
     """
 
@@ -93,7 +94,7 @@ class PairPool:
 
     @classmethod
     def from_tfds(cls, split, name="msmd", data_dir=None, **kwargs):
-        """Loads a TFDS split of the `msmd` builder (`import tfds_msmd` registers it) into a pool.
+        """Loads a split of a TFDS dataset of an installed data source (`keras_asr.sources`) into a pool.
 
         Args:
             split: "train", "valid", "test", or any TFDS split string.
@@ -101,12 +102,7 @@ class PairPool:
             data_dir: TFDS data directory.
             **kwargs: passed on to `tfds.load`.
         """
-        import tensorflow_datasets as tfds
-
-        import tfds_msmd  # noqa: F401  (registers the builder)
-
-        ds = tfds.load(name, split=split, data_dir=data_dir, **kwargs)
-        return cls(tfds.as_numpy(ds))
+        return cls(sources.load_tfds(name, split, data_dir, **kwargs))
 
     def __len__(self):
         return len(self.pair_onset)
@@ -270,12 +266,5 @@ class PairPool:
 
 
 def _as_dict(example):
-    if isinstance(example, dict):
-        out = dict(example)
-    else:  # a dataclass record (tfds_msmd.layout.PerformanceRecord)
-        out = {k: getattr(example, k) for k in ("piece", "performance", "strip", "spectrogram", "onset_frames",
-                                                "notehead_x")}
-    for key in ("piece", "performance"):
-        if isinstance(out[key], bytes):
-            out[key] = out[key].decode()
-    return out
+    return {k: sources.field(example, k) for k in ("piece", "performance", "strip", "spectrogram", "onset_frames",
+                                                   "notehead_x")}

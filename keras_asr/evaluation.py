@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from keras_asr import metrics
+from keras_asr import sources
 from keras_asr.data import EVAL_PAIRS
 from keras_asr.data import PairPool
 
@@ -43,14 +44,8 @@ def evaluate_model(model, pool, n=EVAL_PAIRS, batch_size=100):
 
 def tempo_pools(name="msmd/small", split="test_tempo", data_dir=None):
     """{tempo ratio: PairPool} of a TFDS split with renders at several tempi (the paper's Table 3)."""
-    import tensorflow_datasets as tfds
-
-    import tfds_msmd  # noqa: F401  (registers the builder)
-
-    by_ratio = {}
-    for e in tfds.as_numpy(tfds.load(name, split=split, data_dir=data_dir)):
-        by_ratio.setdefault(round(float(e["tempo_ratio"]), 2), []).append(e)
-    return {r: PairPool(examples) for r, examples in sorted(by_ratio.items())}
+    by_ratio = sources.by_tempo(sources.load_tfds(name, split, data_dir))
+    return {r: PairPool(examples) for r, examples in by_ratio.items()}
 
 
 def corpus_pools(root, split="test", soundfont=None):
@@ -61,20 +56,11 @@ def corpus_pools(root, split="test", soundfont=None):
         split: "train", "valid" or "test".
         soundfont: keep only performances rendered with this SoundFont (None: all).
     """
-    from tfds_msmd import layout
-
-    path = layout.find_split_file(root)
-    if path is None:
-        raise FileNotFoundError(f"No split file (split.yaml or all_split.yaml) in {root}: not a corpus root.")
-    by_ratio = {}
-    for piece in layout.read_split(path)[split]:
-        for record in layout.read_piece(os.path.join(root, piece)):
-            if soundfont is None or record.soundfont == soundfont:
-                by_ratio.setdefault(round(float(record.tempo_ratio), 2), []).append(record)
+    by_ratio = sources.by_tempo(sources.read_corpus(root, split), soundfont)
     if not by_ratio:
         raise ValueError(f"The {split} split of {root} holds no performance" + (f" with {soundfont}." if soundfont
                                                                                  else "."))
-    return {r: PairPool(records) for r, records in sorted(by_ratio.items())}
+    return {r: PairPool(records) for r, records in by_ratio.items()}
 
 
 def evaluate_tempo(model, pools, n=EVAL_PAIRS, batch_size=100):

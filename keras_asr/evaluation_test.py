@@ -82,5 +82,5 @@ def test_a_corpus_folder_and_a_model_file_are_evaluated_directly(tmp_path):
     assert sorted(results["table3"]["untrained"]) == ["1.0", "2.0"] and "Table 3" in text
     one = evaluation.corpus_pools(fixture_root(), "test", soundfont="MuseScore_General")
     assert sorted(one) == [1.0, 2.0] and len(one[1.0].example_performance) == 1
-    with pytest.raises(FileNotFoundError, match="No split file"):
+    with pytest.raises(FileNotFoundError, match="not a corpus root.*split.yaml"):
         evaluation.corpus_pools(tmp_path)

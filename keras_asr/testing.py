@@ -41,13 +41,10 @@ def real_pairs(num, context, seed=0):
     Pairs are drawn with replacement and with the training augmentation, so `num` may exceed
     the fixture's pair count (about 150) and repeated pairs still differ.
     """
-    import glob
-
+    from keras_asr import sources
     from keras_asr.data import PairPool
-    from tfds_msmd.layout import read_piece
 
-    records = [r for piece in sorted(glob.glob(fixture_root() + "/*/")) for r in read_piece(piece)]
-    pool = PairPool(records)
+    pool = PairPool(sources.read_corpus(fixture_root()))
     rng = np.random.default_rng(seed)
     indices = rng.integers(0, len(pool), num)
     return pool.batch(indices, context, augment=pool.augmentation(num, rng))

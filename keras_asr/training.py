@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from keras_asr import callbacks as asr_callbacks
+from keras_asr import sources
 from keras_asr.data import PairPool
 from keras_asr.distribution import data_parallel
 from keras_asr.models import CONTEXTS
@@ -275,15 +276,11 @@ def check_dataset(name, data_dir=None):
 
     `tfds.load` would otherwise start building a missing dataset, which for msmd/full takes hours.
     """
-    import tensorflow_datasets as tfds
-
-    import tfds_msmd.msmd  # noqa: F401  (registers the builder, also where tfds_msmd was imported before TFDS)
-
     absl_logger = logging.getLogger("absl")
     level = absl_logger.level
     absl_logger.setLevel(logging.ERROR)  # its warning about the missing folder would only repeat ours
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
+        builder, imports = sources.tfds_builder(name, data_dir)
         prepared = builder.is_prepared()
     except Exception as e:  # tfds raises several types for an unknown name or config
         raise ValueError(f"Unknown dataset {name!r}: {str(e).splitlines()[0]}") from e
@@ -291,8 +288,8 @@ def check_dataset(name, data_dir=None):
         absl_logger.setLevel(level)
     if prepared:
         return
-    command = f"tfds build {builder.name} --imports tfds_msmd --config {builder.builder_config.name}"
-    if builder.builder_config.name == "msmd_v1_1":
+    command = f"tfds build {builder.name} --imports {imports} --config {builder.builder_config.name}"
+    if getattr(builder.builder_config, "needs_manual_dir", False):
         command += " --manual_dir DIR"
     command += f" --data_dir {data_dir}" if data_dir else ""
     where = f"in {data_dir}" if data_dir else "in TFDS's data directory"

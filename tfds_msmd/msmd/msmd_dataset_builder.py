@@ -81,6 +81,11 @@ class MsmdConfig(tfds.core.BuilderConfig):
     test_performance: tuple = (1.0, "")
     split_file: str = "all_split.yaml"
 
+    @property
+    def needs_manual_dir(self):
+        """The real MSMD is read from `--manual_dir`; offline configs build themselves (keras_asr.sources)."""
+        return self.corpus is None
+
 
 def _offline_config(name, description):
     from tfds_msmd.corpus import build, varied
