@@ -211,6 +211,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "history": self.history,
             "architecture": architecture(self.model),
+            "loss": loss_of(self.model),
             "files": files,
         }
         if self.schedule is not None:
@@ -250,6 +251,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 f"The checkpoint in {self.directory} was written by another model ({recorded['name']}, "
                 f"{recorded['weights']} weights), not this {architecture(model)['name']} "
                 f"({architecture(model)['weights']} weights): use another output folder, or the run's own options.")
+        recorded = state.get("loss")  # runs before `--loss` trained with the hinge and recorded none
+        if recorded is not None and recorded != loss_of(model):
+            raise ValueError(
+                f"The checkpoint in {self.directory} was trained with the loss {_loss_name(recorded)}, not "
+                f"{_loss_name(loss_of(model))}: use another output folder, or the run's own --loss.")
         files = state.get("files", {"latest": "latest.weights.h5", "best": "best.weights.h5"})  # older runs
         # The optimizer's variables must exist before its saved state can be loaded into them.
         model.optimizer.build(model.trainable_variables)
@@ -279,6 +285,20 @@ def architecture(model):
     name = ", ".join(f"{key} {value}" for key, value in variant.items() if value is not None) or model.name
     digest = hashlib.sha256(repr(shapes).encode()).hexdigest()[:16]
     return {"name": name, "weights": len(shapes), "digest": digest}
+
+
+def loss_of(model):
+    """The compiled loss of `model` with its arguments, as JSON (None: not compiled with one loss object)."""
+    loss = getattr(model, "loss", None)
+    if not isinstance(loss, keras.losses.Loss):
+        return None
+    return {"class_name": type(loss).__name__, "config": {k: v for k, v in loss.get_config().items()
+                                                          if k not in ("name", "reduction", "dtype")}}
+
+
+def _loss_name(recorded):
+    arguments = ", ".join(f"{k}={v}" for k, v in recorded["config"].items())
+    return f"{recorded['class_name']}({arguments})"
 
 
 class TimeLimit(keras.callbacks.Callback):

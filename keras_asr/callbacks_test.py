@@ -9,10 +9,10 @@ import pytest
 from keras_asr import build_model
 from keras_asr import callbacks
 from keras_asr import compile_model
+from keras_asr import sources
 from keras_asr import training
 from keras_asr.data import PairPool
 from keras_asr.testing import fixture_root
-from tfds_msmd.layout import read_piece
 
 CONTEXT = 16
 # Two batches of 100 real pairs per epoch: the smallest run the CCA (batch >> 32) allows.
@@ -21,7 +21,7 @@ SHORT = dict(pairs_per_epoch=200, validation_pairs=100, refine_pairs=0, verbose=
 
 def _records():
     # The committed fixture: three real Bach chorales, engraved and synthesized, about 150 pairs.
-    return [r for p in sorted(glob.glob(fixture_root() + "/*/")) for r in read_piece(p)]
+    return sources.read_corpus(fixture_root())
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +155,25 @@ def test_resuming_with_another_architecture_is_one_line(trained):
     state = json.loads((trained[2] / "checkpoint" / "state.json").read_text())
     # The state names the weights it belongs to; no temporary or superseded file is left beside them.
     assert sorted(os.listdir(trained[2] / "checkpoint")) == sorted(["state.json", *state["files"].values()])
+
+
+@pytest.mark.slow
+def test_resuming_with_another_loss_is_one_line(trained):
+    # The run of `trained` trained with the paper's hinge; the same folder with --loss infonce must not resume it.
+    state = json.loads((trained[2] / "checkpoint" / "state.json").read_text())
+    assert state["loss"] == {"class_name": "PairwiseRankingLoss", "config": {"margin": 0.7}}
+    ckpt = callbacks.EpochCheckpoint(str(trained[2] / "checkpoint"))
+    with pytest.raises(ValueError, match=r"trained with the loss PairwiseRankingLoss\(margin=0.7\), not "
+                                         r"InfoNCELoss\(temperature=0.1\)"):
+        ckpt.restore(compile_model(build_model(context=CONTEXT), loss="infonce"))
+    assert ckpt.restore(compile_model(build_model(context=CONTEXT))) == state["epoch"]
+
+
+@pytest.mark.slow
+def test_training_takes_its_loss(pool, tmp_path):
+    # `keras-asr train --loss infonce`: the contrastive loss trains the same model and is what resumes.
+    model, history = _train(pool, output_dir=str(tmp_path), epochs=2, loss="infonce")
+    assert type(model.loss).__name__ == "InfoNCELoss" and len(history) == 2
+    assert np.all(np.isfinite([h["loss"] for h in history])) and history[1]["loss"] < history[0]["loss"]
+    with pytest.raises(ValueError, match="trained with the loss InfoNCELoss"):
+        _train(pool, output_dir=str(tmp_path), epochs=3)

@@ -1,4 +1,8 @@
-"""The pairwise ranking loss on cosine similarity, with all other items of a batch as negatives."""
+"""Ranking losses on cosine similarity, with all other items of a batch as negatives.
+
+`PairwiseRankingLoss` is the paper's hinge; `InfoNCELoss` the contrastive cross-entropy of CLIP and of later
+audio-sheet work. `LOSSES` names them for `keras-asr train --loss`; a new loss is a class here and a name there.
+"""
 
 import keras
 from keras import ops
@@ -45,3 +49,59 @@ class PairwiseRankingLoss(keras.losses.Loss):
         config = super().get_config()
         config.update({"margin": self.margin})
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_asr")
+class InfoNCELoss(keras.losses.Loss):
+    """Symmetric InfoNCE: each item's partner is the right class among all items of the batch.
+
+    With cosine similarities `s` scaled by `1 / temperature`, the loss of pair `i` is the mean of the
+    cross-entropy of row `i` (anchor `x_i` against every `y_j`) and of column `i` (partner `y_i` against every
+    `x_j`), both with `i` as the target: CLIP's loss on the two views of this model.
+
+    Args:
+        temperature: the softmax temperature (CLIP learns it and ends near 0.01; 0.1 suits 32-d embeddings).
+        **kwargs: standard `keras.losses.Loss` arguments.
+
+    Example:
+    ```python
+    loss = keras_asr.losses.InfoNCELoss(temperature=0.1)
+    sheet = np.eye(4, 8, dtype="float32")
+    loss(sheet, sheet)  # each row's partner far ahead: about 4 * exp(-10), close to 0
+    ```
+    """
+
+    def __init__(self, temperature=0.1, name="infonce_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive; got {temperature!r}.")
+        self.temperature = float(temperature)
+
+    def call(self, y_true, y_pred):
+        anchors = ops.normalize(ops.convert_to_tensor(y_true), axis=-1)
+        partners = ops.normalize(ops.convert_to_tensor(y_pred), axis=-1)
+        logits = ops.matmul(anchors, ops.transpose(partners)) / self.temperature
+        positive = ops.diagonal(logits)
+        rows = ops.logsumexp(logits, axis=1) - positive
+        columns = ops.logsumexp(logits, axis=0) - positive
+        return (rows + columns) / 2.0
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"temperature": self.temperature})
+        return config
+
+
+# `keras-asr train --loss NAME`: the paper's hinge and the contrastive alternative.
+LOSSES = {"hinge": PairwiseRankingLoss, "infonce": InfoNCELoss}
+
+
+def get_loss(loss="hinge", **arguments):
+    """A loss by name (`LOSSES`) with its arguments, or a `keras.losses.Loss` as given."""
+    if isinstance(loss, keras.losses.Loss):
+        if arguments:
+            raise ValueError(f"Loss arguments {sorted(arguments)} go with a loss name, not a loss object.")
+        return loss
+    if loss not in LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}: use one of {sorted(LOSSES)} or a keras.losses.Loss.")
+    return LOSSES[loss](**arguments)

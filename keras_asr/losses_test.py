@@ -40,3 +40,45 @@ def test_config_round_trip():
     loss = PairwiseRankingLoss(margin=0.5)
     clone = keras.losses.deserialize(keras.losses.serialize(loss))
     assert isinstance(clone, PairwiseRankingLoss) and clone.margin == 0.5
+
+
+def infonce_by_hand(x, y, temperature):
+    """Symmetric InfoNCE written out: softmax cross-entropy of rows and of columns, target the diagonal."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    y = y / np.linalg.norm(y, axis=1, keepdims=True)
+    logits = (x @ y.T / temperature).astype(np.float64)
+    rows = -np.log(np.exp(np.diag(logits)) / np.exp(logits).sum(axis=1))
+    columns = -np.log(np.exp(np.diag(logits)) / np.exp(logits).sum(axis=0))
+    return ((rows + columns) / 2).mean()
+
+
+def test_infonce_matches_the_definition_and_ranks_partners():
+    from keras_asr.losses import InfoNCELoss
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(9, 6)).astype("float32")
+    y = (x + 0.5 * rng.normal(size=(9, 6))).astype("float32")
+    for temperature in (0.1, 1.0):
+        value = float(ops.convert_to_numpy(InfoNCELoss(temperature=temperature)(x, y)))
+        np.testing.assert_allclose(value, infonce_by_hand(x, y, temperature), rtol=1e-4)
+    # Partners in place cost less than partners shuffled.
+    loss = InfoNCELoss()
+    assert float(ops.convert_to_numpy(loss(x, y))) < float(ops.convert_to_numpy(loss(x, y[::-1])))
+    clone = keras.losses.deserialize(keras.losses.serialize(InfoNCELoss(temperature=0.3)))
+    assert isinstance(clone, InfoNCELoss) and clone.temperature == 0.3
+
+
+def test_losses_by_name():
+    import pytest
+
+    from keras_asr.losses import InfoNCELoss
+    from keras_asr.losses import get_loss
+
+    assert isinstance(get_loss("hinge", margin=0.5), PairwiseRankingLoss) and get_loss("hinge", margin=0.5).margin == 0.5
+    assert isinstance(get_loss("infonce"), InfoNCELoss)
+    mine = PairwiseRankingLoss(margin=0.1)
+    assert get_loss(mine) is mine
+    with pytest.raises(ValueError, match="Unknown loss 'triplet'"):
+        get_loss("triplet")
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        get_loss("infonce", temperature=0)

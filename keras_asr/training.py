@@ -25,6 +25,7 @@ from keras_asr import callbacks as asr_callbacks
 from keras_asr import sources
 from keras_asr.data import PairPool
 from keras_asr.distribution import data_parallel
+from keras_asr.losses import LOSSES
 from keras_asr.models import CONTEXTS
 from keras_asr.models import PRECISIONS
 from keras_asr.models import build_model
@@ -68,6 +69,7 @@ def train(
     extra_callbacks=(),
     precision=DEFAULT_PRECISION,
     page_augment=0.0,
+    loss="hinge",
 ):
     """Trains a retrieval model with the paper's schedule; resumes from `output_dir` if it holds a checkpoint.
 
@@ -101,6 +103,8 @@ def train(
             see `build_model`). Ignored when `model` is given.
         page_augment: strength in [0, 1] of the page degradations applied to training snippets
             (`keras_asr.page_augment`: rotation, skew, ink, blur, contrast, binarisation, noise); 0: off.
+        loss: a name of `keras_asr.losses.LOSSES` ("hinge": the paper's, "infonce") or a `keras.losses.Loss`;
+            ignored when `model` comes compiled. A checkpoint resumes only with the loss it was trained with.
 
     Under the JAX backend on a machine with several devices, each batch is split over all of them
     (`keras_asr.distribution.data_parallel`); the CCA still fits the whole batch.
@@ -124,7 +128,7 @@ def train(
         data_parallel(batch_size)  # before the variables exist: they are placed on every device
         model = build_model(context=context, attention=attention, head=head, precision=precision)
     if getattr(model, "optimizer", None) is None:
-        compile_model(model, learning_rate=learning_rate)
+        compile_model(model, learning_rate=learning_rate, loss=loss)
     frames = model.frames
 
     val_idx = np.arange(min(validation_pairs, len(valid_pool)))
@@ -266,6 +270,9 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=natural, default=0)
     parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                         help="mixed_bfloat16: bfloat16 convolutions (float32 weights, CCA and loss)")
+    parser.add_argument("--loss", choices=sorted(LOSSES), default="hinge",
+                        help="hinge: the paper's pairwise ranking loss (margin 0.7); infonce: symmetric contrastive "
+                             "cross-entropy (temperature 0.1)")
     parser.add_argument("--page-augment", type=_checked("float", minimum=0.0, at_most=1.0), default=0.0,
                         metavar="S", help="strength 0-1 of page degradations of training snippets (0: off)")
     return parser
@@ -308,7 +315,7 @@ def train_from_arguments(args):
         pairs_per_epoch=args.pairs_per_epoch, patience=args.patience, refinement_rounds=args.refinement_rounds,
         refinement_patience=args.refinement_patience, validation_pairs=args.validation_pairs,
         refine_pairs=args.refine_pairs, refine_sample=args.refine_sample, time_limit=args.time_limit,
-        seed=args.seed, precision=args.precision, page_augment=args.page_augment)
+        seed=args.seed, precision=args.precision, page_augment=args.page_augment, loss=args.loss)
     best = max(history, key=lambda h: h.get("val_mrr", -1)) if history else {}
     print(f"{model_name(model.frames, args.attention, args.head)}: {len(history)} epochs, best val MRR "
           f"{best.get('val_mrr', float('nan')):.4f} at epoch {best.get('epoch')}; saved {args.output}/model.keras")

@@ -1,5 +1,7 @@
 """The two CNN pathways of the paper's Table 1: a sheet-snippet encoder and an audio-excerpt encoder."""
 
+import contextlib
+
 import keras
 from keras import layers
 
@@ -81,6 +83,19 @@ def embedding_head(x, name, head, weight_decay, batch_norm=True):
     )(x)
 
 
+@contextlib.contextmanager
+def dtype_policy_scope(dtype):
+    """Layers made inside take `dtype` (a policy or its name; None: the global one) and the global policy is
+    restored after: a functional encoder's inner layers take their policy when they are made."""
+    previous = keras.config.dtype_policy()
+    if dtype is not None:
+        keras.config.set_dtype_policy(keras.dtype_policies.get(dtype))  # a name, a policy or its config
+    try:
+        yield keras.config.dtype_policy()
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def _check_head(head):
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS} ('gap' = BL1, 'dense' = BL2); got {head!r}.")
@@ -93,6 +108,7 @@ class SheetEncoder(keras.Model):
     Args:
         head: `"dense"` (BL2) or `"gap"` (BL1).
         weight_decay: L2 factor on all parameters.
+        dtype: the dtype policy of its layers (None: the global one), e.g. "mixed_bfloat16"; saved with it.
         **kwargs: standard `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -102,20 +118,25 @@ class SheetEncoder(keras.Model):
     ```
     """
 
-    def __init__(self, head="dense", weight_decay=1e-5, **kwargs):
+    def __init__(self, head="dense", weight_decay=1e-5, dtype=None, **kwargs):
         _check_head(head)
         # === Functional Model ===
-        snippet = keras.Input(shape=SHEET_SHAPE, name="sheet")
-        x = layers.Reshape((*SHEET_SHAPE, 1), name="sheet_channels")(snippet)
-        x = conv_trunk(x, "sheet", weight_decay)
-        features = embedding_head(x, "sheet", head, weight_decay, batch_norm=head == "gap")
+        with dtype_policy_scope(dtype) as policy:
+            snippet = keras.Input(shape=SHEET_SHAPE, name="sheet")
+            x = layers.Reshape((*SHEET_SHAPE, 1), name="sheet_channels")(snippet)
+            x = conv_trunk(x, "sheet", weight_decay)
+            features = embedding_head(x, "sheet", head, weight_decay, batch_norm=head == "gap")
         super().__init__(inputs=snippet, outputs=features, **kwargs)
         # === Config ===
         self.head = head
         self.weight_decay = weight_decay
+        self.layer_policy = policy
 
     def get_config(self):
-        return {"name": self.name, "head": self.head, "weight_decay": self.weight_decay}
+        # A functional model keeps no policy of its own: the one its layers were made with is saved instead.
+        config = super().get_config() | {"dtype": keras.dtype_policies.serialize(self.layer_policy)}
+        config.update({"head": self.head, "weight_decay": self.weight_decay})
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_asr")
@@ -131,6 +152,7 @@ class AudioEncoder(keras.Model):
         attention: whether to add the soft-attention pathway.
         head: `"dense"` (BL2) or `"gap"` (BL1).
         weight_decay: L2 factor on all parameters.
+        dtype: the dtype policy of its layers (None: the global one), e.g. "mixed_bfloat16"; saved with it.
         **kwargs: standard `keras.Model` arguments (`name`, ...).
 
     Example:
@@ -141,32 +163,18 @@ class AudioEncoder(keras.Model):
     ```
     """
 
-    def __init__(self, frames, attention=False, head="dense", weight_decay=1e-5, **kwargs):
+    def __init__(self, frames, attention=False, head="dense", weight_decay=1e-5, dtype=None, **kwargs):
         _check_head(head)
         # === Functional Model ===
-        excerpt = keras.Input(shape=(SPECTROGRAM_BINS, frames), name="spectrogram")
-        x = layers.Reshape((SPECTROGRAM_BINS, frames, 1), name="spectrogram_channels")(excerpt)
-        weights = None
-        if attention:
-            scores = conv_trunk(x, "attention", weight_decay)
-            scores = layers.Conv2D(
-                frames,
-                1,
-                kernel_initializer="lecun_uniform",
-                kernel_regularizer=_regularizer(weight_decay),
-                bias_regularizer=_regularizer(weight_decay),
-                name="attention_scores",
-            )(scores)
-            scores = layers.GlobalAveragePooling2D(name="attention_gap")(scores)
-            x, weights = FrameAttention(name="attention")([x, scores])
-        x = conv_trunk(x, "audio", weight_decay)
-        features = embedding_head(x, "audio", head, weight_decay, batch_norm=True)
+        with dtype_policy_scope(dtype) as policy:
+            excerpt, features, weights = _audio_graph(frames, attention, head, weight_decay)
         super().__init__(inputs=excerpt, outputs=features, **kwargs)
         # === Config ===
         self.frames = frames
         self.attention = attention
         self.head = head
         self.weight_decay = weight_decay
+        self.layer_policy = policy
         self._attention_weights = weights
         self._attention_model = None
 
@@ -180,10 +188,30 @@ class AudioEncoder(keras.Model):
         return self._attention_model
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "frames": self.frames,
-            "attention": self.attention,
-            "head": self.head,
-            "weight_decay": self.weight_decay,
-        }
+        config = super().get_config() | {"dtype": keras.dtype_policies.serialize(self.layer_policy)}
+        config.update(
+            {"frames": self.frames, "attention": self.attention, "head": self.head, "weight_decay": self.weight_decay}
+        )
+        return config
+
+
+def _audio_graph(frames, attention, head, weight_decay):
+    """The audio encoder's graph: (excerpt input, features, attention weights or None)."""
+    excerpt = keras.Input(shape=(SPECTROGRAM_BINS, frames), name="spectrogram")
+    x = layers.Reshape((SPECTROGRAM_BINS, frames, 1), name="spectrogram_channels")(excerpt)
+    weights = None
+    if attention:
+        scores = conv_trunk(x, "attention", weight_decay)
+        scores = layers.Conv2D(
+            frames,
+            1,
+            kernel_initializer="lecun_uniform",
+            kernel_regularizer=_regularizer(weight_decay),
+            bias_regularizer=_regularizer(weight_decay),
+            name="attention_scores",
+        )(scores)
+        scores = layers.GlobalAveragePooling2D(name="attention_gap")(scores)
+        x, weights = FrameAttention(name="attention")([x, scores])
+    x = conv_trunk(x, "audio", weight_decay)
+    features = embedding_head(x, "audio", head, weight_decay, batch_norm=True)
+    return excerpt, features, weights

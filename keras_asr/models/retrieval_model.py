@@ -6,7 +6,7 @@ from keras import layers
 from keras_asr.geometry import CONTEXTS
 from keras_asr.geometry import FRONT_END
 from keras_asr.layers.cca import CCAProjection
-from keras_asr.losses import PairwiseRankingLoss
+from keras_asr.losses import get_loss
 from keras_asr.models.encoders import SHEET_SHAPE
 from keras_asr.models.encoders import SPECTROGRAM_BINS
 from keras_asr.models.encoders import AudioEncoder
@@ -54,11 +54,13 @@ class RetrievalModel(keras.Model):
     alone with the CCA's inference statistics, and `audio_tower.attention_model` reads out the
     attention weights.
 
+    The towers are arguments, built by `build_model` for the paper's variants: any pair of Keras models from
+    `(batch, 80, 100)` snippets and `(batch, 92, frames)` excerpts to features of one size serves, and both are
+    saved with the model.
+
     Args:
-        context: `"SC"`, `"MC"`, `"LC"` or a number of frames (see `resolve_context`).
-        attention: add the soft-attention pathway to the audio encoder.
-        head: `"dense"` (BL2, the paper's baseline) or `"gap"` (BL1).
-        weight_decay: L2 factor on all parameters.
+        sheet_tower: the sheet pathway (`SheetEncoder` for the paper's models).
+        audio_tower: the audio pathway (`AudioEncoder`); its input fixes the context in frames.
         cca_regularization: `r` added to the CCA covariances.
         cca_momentum: decay of the CCA's moving statistics.
         front_end: the audio front end and snippet geometry the model expects (`geometry.FRONT_END`, what
@@ -67,7 +69,11 @@ class RetrievalModel(keras.Model):
 
     Example:
     ```python
-    model = keras_asr.build_model(context="LC", attention=True)
+    model = keras_asr.build_model(context="LC", attention=True)  # or:
+    model = keras_asr.models.RetrievalModel(
+        sheet_tower=keras_asr.models.SheetEncoder(name="sheet_tower"),
+        audio_tower=keras_asr.models.AudioEncoder(168, attention=True, name="audio_tower"),
+    )
     model.compile(optimizer=keras.optimizers.Adam(0.002), loss=keras_asr.PairwiseRankingLoss())
     model.fit(pairs_dataset, epochs=1)  # yields {"spectrogram": ..., "sheet": ...} batches of 100
     query = model.audio_encoder.predict(excerpts)  # (n, 32), unit norm
@@ -76,27 +82,21 @@ class RetrievalModel(keras.Model):
 
     def __init__(
         self,
-        context="SC",
-        attention=False,
-        head="dense",
-        weight_decay=1e-5,
+        sheet_tower,
+        audio_tower,
         cca_regularization=1e-3,
         cca_momentum=0.99,
         front_end=None,
         **kwargs,
     ):
-        frames = resolve_context(context)
         front_end = dict(FRONT_END if front_end is None else front_end)
         if front_end != FRONT_END:
             differ = ", ".join(f"{k} {front_end.get(k)!r} (keras-asr: {v!r})" for k, v in FRONT_END.items()
                                if front_end.get(k) != v)
             raise ValueError(f"This model expects another front end than keras-asr computes: {differ}. Its "
                              "spectrograms or snippets would not mean what it learnt.")
+        frames = audio_tower.input_shape[-1]
         # === Layers ===
-        sheet_tower = SheetEncoder(head=head, weight_decay=weight_decay, name="sheet_tower")
-        audio_tower = AudioEncoder(
-            frames, attention=attention, head=head, weight_decay=weight_decay, name="audio_tower"
-        )
         cca = CCAProjection(regularization=cca_regularization, momentum=cca_momentum, name="cca")
         # float32 from the CCA on, under any precision policy: the loss and retrieval compare cosines.
         sheet_normalize = layers.UnitNormalization(name="sheet_l2", dtype="float32")
@@ -122,15 +122,20 @@ class RetrievalModel(keras.Model):
         self.audio_normalize = audio_normalize
 
         # === Config ===
-        self.context = context
         self.frames = frames
-        self.attention = attention
-        self.head = head
-        self.weight_decay = weight_decay
         self.cca_regularization = cca_regularization
         self.cca_momentum = cca_momentum
         self.front_end = front_end
         self._encoders = {}
+
+    # What the paper's towers say of themselves (other towers: no attention, their own head).
+    @property
+    def attention(self):
+        return bool(getattr(self.audio_tower, "attention", False))
+
+    @property
+    def head(self):
+        return getattr(self.audio_tower, "head", None)
 
     def _encoder(self, view):
         # One stand-alone model per modality, sharing this model's layers and weights.
@@ -165,24 +170,46 @@ class RetrievalModel(keras.Model):
         )
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "context": self.context,
-            "attention": self.attention,
-            "head": self.head,
-            "weight_decay": self.weight_decay,
-            "cca_regularization": self.cca_regularization,
-            "cca_momentum": self.cca_momentum,
-            "front_end": self.front_end,
-        }
+        config = super().get_config()
+        config.update(
+            {
+                "sheet_tower": keras.saving.serialize_keras_object(self.sheet_tower),
+                "audio_tower": keras.saving.serialize_keras_object(self.audio_tower),
+                "cca_regularization": self.cca_regularization,
+                "cca_momentum": self.cca_momentum,
+                "front_end": self.front_end,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "sheet_tower" in config:
+            for key in ("sheet_tower", "audio_tower"):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        else:  # saved before the towers were arguments: they were built from these
+            context, attention, head = config.pop("context", "SC"), config.pop("attention", False), config.pop(
+                "head", "dense")
+            config.update(_paper_towers(context, attention, head, config.pop("weight_decay", 1e-5)))
+        return cls(**config)
+
+
+def _paper_towers(context, attention, head, weight_decay, dtype=None):
+    """The sheet and audio towers of the paper's variants, as `RetrievalModel` arguments."""
+    return {
+        "sheet_tower": SheetEncoder(head=head, weight_decay=weight_decay, dtype=dtype, name="sheet_tower"),
+        "audio_tower": AudioEncoder(resolve_context(context), attention=attention, head=head,
+                                    weight_decay=weight_decay, dtype=dtype, name="audio_tower"),
+    }
 
 
 # `build_model(precision=...)`: "float32", or bfloat16 convolutions with float32 weights ("mixed_bfloat16").
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-def build_model(context="SC", attention=False, head="dense", precision=None, **kwargs):
-    """Builds the retrieval model of the paper (see `RetrievalModel`).
+def build_model(context="SC", attention=False, head="dense", precision=None, weight_decay=1e-5, **kwargs):
+    """Builds the retrieval model of the paper (see `RetrievalModel`) with its towers.
 
     Args:
         context: `"SC"` (42 frames), `"MC"` (84), `"LC"` (168) or a multiple of 16 frames.
@@ -191,6 +218,7 @@ def build_model(context="SC", attention=False, head="dense", precision=None, **k
         precision: None (the global Keras dtype policy), `"float32"` or `"mixed_bfloat16"`: the encoders
             then compute in bfloat16 with float32 weights, while the CCA layer, its moving statistics, the
             L2 normalisation and the loss stay float32. The policy is saved with the model.
+        weight_decay: L2 factor on all parameters of the towers.
         **kwargs: further `RetrievalModel` arguments.
 
     Returns:
@@ -202,24 +230,21 @@ def build_model(context="SC", attention=False, head="dense", precision=None, **k
     model.compile(optimizer=keras.optimizers.Adam(0.002), loss=keras_asr.PairwiseRankingLoss())
     ```
     """
-    if precision is None:
-        return RetrievalModel(context=context, attention=attention, head=head, **kwargs)
-    if precision not in PRECISIONS:
+    if precision is not None and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}.")
-    # Layers take the global policy when they are created; set it for the build only.
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        return RetrievalModel(context=context, attention=attention, head=head, **kwargs)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    return RetrievalModel(**_paper_towers(context, attention, head, weight_decay, dtype=precision), **kwargs)
 
 
-def compile_model(model, learning_rate=0.002, margin=0.7, **kwargs):
-    """Compiles `model` as in the paper: Adam and the pairwise ranking loss."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=PairwiseRankingLoss(margin=margin),
-        **kwargs,
-    )
+def compile_model(model, learning_rate=0.002, loss="hinge", jit_compile="auto", **loss_arguments):
+    """Compiles `model` for training: Adam and a ranking loss (the paper's hinge by default).
+
+    Args:
+        model: a `RetrievalModel`.
+        learning_rate: Adam's learning rate (0.002 in the paper).
+        loss: a name of `keras_asr.losses.LOSSES` ("hinge", "infonce") or a `keras.losses.Loss`.
+        jit_compile: passed to `model.compile`.
+        **loss_arguments: passed to the named loss (e.g. `margin=0.7`, `temperature=0.1`).
+    """
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=get_loss(loss, **loss_arguments),
+                  jit_compile=jit_compile)
     return model

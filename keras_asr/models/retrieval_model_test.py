@@ -74,7 +74,37 @@ def test_keras_file_round_trip(tmp_path):
         model.audio_tower.attention_model.predict(pairs["spectrogram"], verbose=0),
         atol=1e-6,
     )
-    assert keras_asr.build_model(**{k: v for k, v in model.get_config().items() if k != "name"}).count_params() == model.count_params()
+    # The towers are saved as part of the config and rebuilt from it.
+    config = model.get_config()
+    assert config["audio_tower"]["config"]["frames"] == 16 and config["sheet_tower"]["config"]["head"] == "gap"
+    assert RetrievalModel.from_config(config).count_params() == model.count_params()
+
+
+def test_towers_are_arguments_and_saved_with_the_model(tmp_path):
+    from keras_asr.models import AudioEncoder
+
+    # A tower that is not one of the paper's: a small sheet pathway of plain Keras layers.
+    snippet = keras.Input((80, 100))
+    features = keras.layers.Dense(32)(keras.layers.Flatten()(keras.layers.AveragePooling1D(10)(snippet)))
+    sheet_tower = keras.Model(snippet, features, name="sheet_tower")
+    model = RetrievalModel(sheet_tower=sheet_tower, audio_tower=AudioEncoder(32, name="audio_tower"))
+    assert (model.frames, model.attention, model.head) == (32, False, "dense")
+    pairs = real_pairs(100, 32)
+    keras_asr.compile_model(model).fit(pairs, batch_size=100, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras_asr.load_model(str(tmp_path / "m.keras"))
+    assert loaded.sheet_tower.count_params() == sheet_tower.count_params() == 32 * 800 + 32
+    for name, values in model.predict(pairs, verbose=0).items():
+        np.testing.assert_allclose(loaded.predict(pairs, verbose=0)[name], values, atol=1e-5)
+
+
+def test_a_model_saved_before_the_towers_were_arguments_loads(tmp_path):
+    # Configs written by keras-asr 0.1 named the variant (context, attention, head), not the towers.
+    old = {"name": "retrieval_model", "context": "SC", "attention": True, "head": "gap", "weight_decay": 1e-5,
+           "cca_regularization": 1e-3, "cca_momentum": 0.99}
+    model = RetrievalModel.from_config(old)
+    assert (model.frames, model.attention, model.head) == (42, True, "gap")
+    assert model.count_params() == build_model(context="SC", attention=True, head="gap").count_params()
 
 
 EXPORT_CHECK = """
@@ -119,7 +149,7 @@ def test_saved_model_export_serves_the_same_embeddings(tmp_path):
     assert "served ok" in result.stdout
 
 
-def test_mixed_bfloat16_trains_with_a_float32_cca():
+def test_mixed_bfloat16_trains_with_a_float32_cca(tmp_path):
     model = keras_asr.compile_model(keras_asr.build_model(context=16, precision="mixed_bfloat16"))
     conv = model.get_layer("audio_tower").get_layer("audio_block1a_conv")
     assert (conv.compute_dtype, conv.kernel.dtype) == ("bfloat16", "float32")
@@ -138,6 +168,11 @@ def test_mixed_bfloat16_trains_with_a_float32_cca():
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(out["audio_embedding"])))
     with pytest.raises(ValueError, match="precision"):
         keras_asr.build_model(context=16, precision="float16")
+    # The precision is saved with the model: a loaded model computes in bfloat16 again.
+    model.save(path := str(tmp_path / "mixed.keras"))
+    loaded = keras_asr.load_model(path)
+    assert loaded.get_layer("audio_tower").get_layer("audio_block1a_conv").compute_dtype == "bfloat16"
+    assert loaded.cca.compute_dtype == "float32" and keras.config.dtype_policy().name == "float32"
 
 
 def test_a_model_of_another_front_end_is_refused_by_name(tmp_path):
