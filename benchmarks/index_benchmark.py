@@ -9,7 +9,7 @@ Usage:
 
 ```
 python benchmarks/index_benchmark.py                      # sizes 1e3 .. 1e6, all methods
-python benchmarks/index_benchmark.py --sizes 1000 10000 --methods numpy flat
+python benchmarks/index_benchmark.py --sizes 1000 10000 --methods exact flat
 OMP_NUM_THREADS=1 python benchmarks/index_benchmark.py   # one thread for numpy's BLAS and FAISS alike
 ```
 
@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 
 from keras_asr import index as index_lib
+from keras_asr import index_backends
 
 K = 25
 DIM = 32
@@ -79,7 +80,7 @@ def measure(method, embeddings, queries, exact_rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
-    parser.add_argument("--methods", nargs="+", default=["numpy", "flat", "hnsw", "ivf"])
+    parser.add_argument("--methods", nargs="+", default=list(index_backends.BACKENDS), choices=index_backends.BACKENDS)
     parser.add_argument("--output", default=pathlib.Path(__file__).parent / "results" / "index_benchmark.json")
     args = parser.parse_args()
 
@@ -113,10 +114,9 @@ def main():
     settings = {
         "k": K,
         "dim": DIM,
-        "hnsw_m": index_lib.HNSW_M,
-        "hnsw_ef_search": index_lib.HNSW_EF_SEARCH,
-        "ivf_lists_per_sqrt_n": index_lib.IVF_LISTS_PER_SQRT_N,
-        "ivf_probes": index_lib.IVF_PROBES,
+        # Each FAISS backend's index_factory string (at the largest size) and search-time parameters.
+        "faiss_backends": {name: [factory(max(args.sizes)), parameters]
+                           for name, (factory, parameters) in index_backends.FAISS_BACKENDS.items()},
     }
     output.write_text(json.dumps({"machine": machine, "settings": settings, "results": results}, indent=2) + "\n")
     print(f"\nwrote {output}")

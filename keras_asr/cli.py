@@ -19,6 +19,7 @@ import os
 import sys
 
 from keras_asr import evaluation
+from keras_asr import index_backends
 from keras_asr import training
 
 PROG = "keras-asr"
@@ -39,6 +40,10 @@ def _add_out_arguments(parser):
                         help="index directory to write (a new or empty folder, or an index of the same kind)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a folder that holds something else (or an index of the other kind)")
+    parser.add_argument("--backend", default="auto", choices=("auto", *index_backends.BACKENDS),
+                        help="how queries search it: exact (brute force), flat (exact, FAISS), hnsw, ivf, ivfpq "
+                             "(approximate, FAISS; built now and kept); auto: exact below a million rows, hnsw "
+                             "above (default)")
 
 
 def build_parser():
@@ -146,8 +151,11 @@ def _write_index(args, paths, index_files, kind, rows, sources_name):
     index, sources, skipped = index_files(encoders, paths, hop=args.hop, log=_log)
     if not len(index):
         raise encoding.RetrievalError(f"Nothing could be indexed: all {len(paths)} file(s) were skipped.")
+    index.method = args.backend
+    index.prepare()  # an approximate backend's index is built here and saved with the rows
     retrieval.save_index(index, args.out, encoders, sources, overwrite=args.overwrite, kind=kind, hop=args.hop)
-    print(f"{args.out}: {len(index)} {rows} of {len(sources)} {sources_name}, model {encoders.model_id}"
+    print(f"{args.out}: {len(index)} {rows} of {len(sources)} {sources_name}, model {encoders.model_id}, "
+          f"search {index._search_method()}"
           + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
 
 

@@ -49,9 +49,30 @@ def test_index_reports_progress_and_records_pieces(library, attention_model, cap
     assert "piece bwv269, 1 page(s), 1 system(s)" in lines[0] and "snippets" in lines[0]
     assert "skipped" in lines[3] and "staff system" in lines[3]
     assert "snippets of 3 piece(s), model keras-asr-c42@" in out and "1 file(s) skipped" in out
+    assert "search exact" in out
     collection = index_lib.read_collection(tmp_path / "library.index")
     assert collection["sources"] == {piece: os.path.abspath(path) for piece, path in library[0].items()}
     assert collection["hop"] == 100 and collection["kind"] == "sheet"
+
+
+def test_index_takes_its_search_backend_and_query_uses_it(library, attention_model, sheet_index, capsys,  # noqa: F811
+                                                          tmp_path):
+    code, out, _ = run(capsys, "index", "--model", attention_model[0], *library[0].values(), "--out",
+                       tmp_path / "hnsw.index", "--backend", "hnsw")
+    assert code == 0 and "search hnsw" in out
+    header = index_lib.read_header(tmp_path / "hnsw.index")
+    assert (header["method"], header["faiss_index"]) == ("hnsw", "hnsw")  # the graph is kept with the rows
+    # On a library this small the graph finds what exact search finds: the same answer to the same query.
+    answers = []
+    for index in (sheet_index, tmp_path / "hnsw.index"):
+        code, out, err = run(capsys, "query", "--index", index, library[1]["bwv347"], "--excerpts", 12, "--json")
+        assert code == 0, err
+        answers.append(json.loads(out)["pieces"])
+    assert answers[0] == answers[1]
+    with pytest.raises(SystemExit) as exit_info:
+        run(capsys, "index", "--model", attention_model[0], *library[0].values(), "--out", tmp_path / "x.index",
+            "--backend", "annoy")
+    assert exit_info.value.code == 2 and "invalid choice: 'annoy'" in capsys.readouterr().err
 
 
 def test_query_json_lists_ranked_pieces_and_excerpt_locations(library, sheet_index, capsys, tmp_path):  # noqa: F811

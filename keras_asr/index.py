@@ -8,10 +8,10 @@ different models live in different spaces, so loading an index for another model
 is a folder (`SnippetIndex.save`, `SnippetIndex.load`); its format and checked, atomic I/O are `index_folder`'s,
 whose names (`read_header`, `NotAnIndexError`, ...) are re-exported here.
 
-Search is exact, chunked brute force in numpy below `FAISS_THRESHOLD` rows and an approximate FAISS HNSW graph
-from there on (benchmarks/index_benchmark.py: on 2 CPU cores numpy's brute force keeps up with FAISS's exact
-IndexFlatIP at every size up to a million rows, and streams a memory-mapped index without copying it; at a
-million rows it takes ~11 ms a query and ~0.8 s for a 100-excerpt piece query, HNSW 0.2 ms and 0.1 s).
+How it searches is its backend (`keras_asr.index_backends`: exact, flat, hnsw, ivf, ivfpq), chosen when it is
+built and recorded with it. "auto" is exact brute force in numpy below `FAISS_THRESHOLD` rows and an approximate
+FAISS HNSW graph from there on (benchmarks/index_benchmark.py: at a million rows exact search takes ~11 ms a query
+and ~0.8 s for a 100-excerpt piece query, HNSW 0.2 ms and 0.1 s).
 
 Example:
 
@@ -31,6 +31,7 @@ import pathlib
 
 import numpy as np
 
+from keras_asr import index_backends
 from keras_asr import index_folder
 from keras_asr.index_folder import COLLECTION_FILE  # noqa: F401 (with the names below, kept as `index.X`)
 from keras_asr.index_folder import FORMAT  # noqa: F401
@@ -62,13 +63,8 @@ COLUMNS = {
 # the HNSW graph (minutes to build, kept by `save`) answers in ~0.1 s with recall@25 ~0.87 on uniform random
 # 32-d vectors, the hardest case. Measured with benchmarks/index_benchmark.py.
 FAISS_THRESHOLD = 1_000_000
-METHODS = ("auto", "numpy", "flat", "hnsw", "ivf")
-APPROXIMATE_METHODS = ("hnsw", "ivf")
-# Approximate-index settings, chosen with the same benchmark.
-HNSW_M = 32
-HNSW_EF_SEARCH = 128
-IVF_LISTS_PER_SQRT_N = 4
-IVF_PROBES = 32
+METHODS = ("auto", *index_backends.BACKENDS)
+brute_force_search = index_backends.brute_force_search  # noqa: F401 (kept as `index.brute_force_search`)
 
 
 class EmptyIndexError(ValueError):
@@ -111,9 +107,9 @@ class SnippetIndex:
 
     Args:
         model_id: identity of the model that made the embeddings (see `model_id_of`).
-        method: "auto" (numpy below `FAISS_THRESHOLD` rows, FAISS HNSW from there), "numpy" (exact brute force),
-            "flat" (exact, FAISS IndexFlatIP), "hnsw" (approximate, FAISS IndexHNSWFlat) or "ivf"
-            (approximate, FAISS IndexIVFFlat).
+        method: the search backend: "auto" (exact below `FAISS_THRESHOLD` rows, hnsw from there) or one of
+            `index_backends.BACKENDS`: "exact" (numpy brute force; "numpy" is its old name), "flat" (exact,
+            FAISS), "hnsw", "ivf", "ivfpq" (approximate, FAISS).
 
     Example:
 
@@ -124,8 +120,6 @@ class SnippetIndex:
     """
 
     def __init__(self, model_id, method="auto"):
-        if method not in METHODS:
-            raise ValueError(f"Unknown search method '{method}'; expected one of {METHODS}.")
         self.model_id = str(model_id)
         self.method = method
         self.embeddings = None
@@ -134,6 +128,20 @@ class SnippetIndex:
 
     def __len__(self):
         return 0 if self.embeddings is None else len(self.embeddings)
+
+    @property
+    def method(self):
+        """The search backend: "auto" or one of `index_backends.BACKENDS`."""
+        return self._method
+
+    @method.setter
+    def method(self, method):
+        if method != "auto":
+            try:
+                method = index_backends.resolve(method)
+            except ValueError:
+                raise ValueError(f"Unknown search method '{method}'; expected one of {METHODS}.") from None
+        self._method = method
 
     @property
     def dim(self):
@@ -220,19 +228,20 @@ class SnippetIndex:
             RefusedOverwriteError: `directory` is a file, or holds something else and `overwrite` is False.
             OSError: the write failed (e.g. a full disk); the folder's previous index, if any, is unchanged.
         """
-        approximate = self._faiss if self._faiss is not None and self._faiss[0] in APPROXIMATE_METHODS else None
-        index_folder.save(directory, self.embeddings, self.metadata, self.model_id, self.kind, approximate,
-                          collection=collection, overwrite=overwrite)
+        stored = self._faiss if self._faiss is not None and self._faiss[0] in index_backends.STORED else None
+        index_folder.save(directory, self.embeddings, self.metadata, self.model_id, self.kind, stored,
+                          collection=collection, overwrite=overwrite, method=self.method)
 
     @classmethod
-    def load(cls, directory, model_id, method="auto", mmap=True):
+    def load(cls, directory, model_id, method=None, mmap=True):
         """Reads an index saved by `save`, checking that its parts are whole and agree with its header.
 
         Args:
             directory: the index directory.
             model_id: the model the caller will embed queries with; must be the index's model. `None` skips the
                 check (e.g. to inspect an index).
-            method: search method, see `SnippetIndex`.
+            method: search backend, see `SnippetIndex`; None: the one it was built with ("auto" for indexes
+                written before backends were recorded).
             mmap: memory-map the embeddings instead of reading them (numpy search then streams them from disk).
 
         Raises:
@@ -248,12 +257,13 @@ class SnippetIndex:
                 f"The index at {directory} was built with model {header['model_id']!r}, not {model_id!r}: "
                 "embeddings of different models are not comparable. Rebuild the index with this model."
             )
-        index = cls(header["model_id"], method=method)
+        index = cls(header["model_id"], method=method or header.get("method", "auto"))
         if header["count"]:
             index.embeddings, index.metadata = index_folder.read_rows(directory, header, mmap)
         stored = header.get("faiss_index")
         if stored is not None and stored == index._search_method():
-            index._faiss = (stored, _tuned(index_folder.read_approximate(directory, header, stored)))
+            index._faiss = (stored, index_backends.tune(stored, index_folder.read_approximate(directory, header,
+                                                                                              stored)))
         return index
 
     def prepare(self):
@@ -263,32 +273,19 @@ class SnippetIndex:
             The FAISS index, or None where search is numpy brute force.
         """
         method = self._search_method()
-        if method == "numpy" or len(self) == 0:
+        if method == index_backends.EXACT or len(self) == 0:
             return None
-        if self._faiss is not None and self._faiss[0] == method:
-            return self._faiss[1]
-        import faiss
-
-        n, dim = self.embeddings.shape
-        if method == "flat":
-            index = faiss.IndexFlatIP(dim)
-        elif method == "hnsw":
-            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        else:
-            lists = max(1, int(IVF_LISTS_PER_SQRT_N * np.sqrt(n)))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-            index.train(_training_sample(self.embeddings, 64 * lists))
-        index.add(np.ascontiguousarray(self.embeddings, dtype=np.float32))
-        self._faiss = (method, _tuned(index))
-        return index
+        if self._faiss is None or self._faiss[0] != method:
+            self._faiss = (method, index_backends.build_faiss(method, self.embeddings))
+        return self._faiss[1]
 
     def _search_method(self):
         if self.method != "auto":
             return self.method
-        return "numpy" if len(self) < FAISS_THRESHOLD else "hnsw"
+        return index_backends.EXACT if len(self) < FAISS_THRESHOLD else "hnsw"
 
 
-def load_index(directory, model_id, kind=None, method="auto", mmap=True):
+def load_index(directory, model_id, kind=None, method=None, mmap=True):
     """Loads a non-empty index folder of the given kind and its collection.
 
     Args:
@@ -311,50 +308,6 @@ def load_index(directory, model_id, kind=None, method="auto", mmap=True):
         raise NotAnIndexError(f"{directory} is not an index of {needed} (its columns: {sorted(index.metadata)}); "
                               f"build one with `{command}`.")
     return index, read_collection(directory)
-
-
-def _tuned(index):
-    """Sets the search-time accuracy of an approximate FAISS index (not all of it survives a write/read)."""
-    import faiss
-
-    if isinstance(index, faiss.IndexHNSW):
-        index.hnsw.efSearch = HNSW_EF_SEARCH
-    elif isinstance(index, faiss.IndexIVF):
-        index.nprobe = IVF_PROBES
-    return index
-
-
-def _training_sample(embeddings, size):
-    rows = np.random.default_rng(0).permutation(len(embeddings))[:size]
-    return np.ascontiguousarray(embeddings[np.sort(rows)], dtype=np.float32)
-
-
-def brute_force_search(embeddings, queries, k, chunk_size=65_536):
-    """Exact cosine top-k of unit `queries` against unit `embeddings`, streaming the rows in chunks.
-
-    Chunks bound the (queries x rows) similarity matrix and let a memory-mapped index be searched without
-    reading it whole.
-
-    Returns:
-        (similarities, rows): float32 and int64 arrays (q, k), best first (ties: lower row first).
-    """
-    best_similarities = np.full((len(queries), 0), -np.inf, np.float32)
-    best_rows = np.zeros((len(queries), 0), np.int64)
-    for start in range(0, len(embeddings), chunk_size):
-        chunk = np.asarray(embeddings[start:start + chunk_size], dtype=np.float32)
-        similarities = queries @ chunk.T
-        if similarities.shape[1] > k:
-            top = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
-            similarities = np.take_along_axis(similarities, top, axis=1)
-        else:
-            top = np.broadcast_to(np.arange(similarities.shape[1]), similarities.shape)
-        best_similarities = np.concatenate([best_similarities, similarities], axis=1)
-        best_rows = np.concatenate([best_rows, top + start], axis=1)
-        # Sort by similarity, then row, so that results do not depend on the chunking.
-        order = np.lexsort((best_rows, -best_similarities), axis=1)[:, :k]
-        best_similarities = np.take_along_axis(best_similarities, order, axis=1)
-        best_rows = np.take_along_axis(best_rows, order, axis=1)
-    return best_similarities, best_rows
 
 
 def vote(hit_pieces, hit_similarities=None):

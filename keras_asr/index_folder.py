@@ -40,7 +40,7 @@ HEADER_FILE = "header.json"
 COLLECTION_FILE = "collection.json"  # the collection of a version-1 index
 _VERSION_1_FILES = {"embeddings": "embeddings.npy", "metadata": "metadata.npz"}
 # Parts of this module's writes: `<role>-<token>.<suffix>`, and the fixed names of version 1.
-_PART = re.compile(r"(embeddings|metadata|hnsw|ivf)-[0-9a-f]{16}\.(npy|npz|faiss)"
+_PART = re.compile(r"(embeddings|metadata|hnsw|ivf|ivfpq)-[0-9a-f]{16}\.(npy|npz|faiss)"
                    r"|\.header\.json\.[0-9a-f]{16}\.tmp")
 _VERSION_1_PARTS = {"embeddings.npy", "metadata.npz", "hnsw.faiss", "ivf.faiss", COLLECTION_FILE}
 
@@ -71,7 +71,8 @@ def index_kind(columns):
     return None
 
 
-def save(directory, embeddings, metadata, model_id, kind, approximate=None, collection=None, overwrite=False):
+def save(directory, embeddings, metadata, model_id, kind, approximate=None, collection=None, overwrite=False,
+         method="auto"):
     """Writes an index's parts and header.json into `directory`, atomically (see `SnippetIndex.save`).
 
     Args:
@@ -79,8 +80,9 @@ def save(directory, embeddings, metadata, model_id, kind, approximate=None, coll
         embeddings: (n, dim) unit embeddings, or None for an empty index.
         metadata: one (n,) array per column.
         model_id, kind: the model that made the embeddings and the kind of index (`KINDS`), for the header.
-        approximate: (method, FAISS index) of an approximate index to keep with the embeddings, or None.
+        approximate: (backend, FAISS index) of an approximate index to keep with the embeddings, or None.
         collection, overwrite: see `SnippetIndex.save`.
+        method: the search backend the index was built for (`keras_asr.index_backends`), used when it loads.
 
     Raises:
         RefusedOverwriteError: `directory` is a file, or holds something else and `overwrite` is False.
@@ -118,6 +120,7 @@ def save(directory, embeddings, metadata, model_id, kind, approximate=None, coll
             "kind": kind,
             "columns": sorted(metadata),
             "faiss_index": approximate[0] if approximate is not None and approximate[0] in files else None,
+            "method": method,
             "files": files,
             "sizes": {name: (directory / name).stat().st_size for name in files.values()},
             "collection": collection or {},
@@ -206,7 +209,7 @@ def read_rows(directory, header, mmap=True):
 
 
 def read_approximate(directory, header, method):
-    """The approximate FAISS index (`method`: "hnsw" or "ivf") an index folder keeps, checked against `header`.
+    """The approximate FAISS index (`method`: "hnsw", "ivf" or "ivfpq") an index folder keeps, checked against `header`.
 
     Raises:
         DamagedIndexError: its file is missing, truncated, unreadable, or holds another number of rows.
