@@ -151,11 +151,6 @@ def band_frequencies(sr=SAMPLE_RATE, frame_size=FRAME_SIZE):
     return _filterbank_and_centres(sr, frame_size)[1]
 
 
-def midi_to_hz(pitch):
-    """Equal-tempered frequency of MIDI pitch `pitch` (A4 = 69 = 440 Hz)."""
-    return FREF * 2.0 ** ((np.asarray(pitch, np.float64) - 69) / 12)
-
-
 def pitch_to_bin(pitch, sr=SAMPLE_RATE, frame_size=FRAME_SIZE):
     """The spectrogram bin that holds the fundamental of MIDI pitch `pitch`.
 
@@ -168,8 +163,10 @@ def pitch_to_bin(pitch, sr=SAMPLE_RATE, frame_size=FRAME_SIZE):
     Returns:
         An int (or int array) in [0, 92).
     """
+    import librosa
+
     fb = filterbank(sr, frame_size)
-    fft_bin = np.rint(midi_to_hz(pitch) * frame_size / sr).astype(int)
+    fft_bin = np.rint(librosa.midi_to_hz(pitch) * frame_size / sr).astype(int)
     if np.any((fft_bin < 0) | (fft_bin >= fb.shape[0])) or not np.all(fb[np.clip(fft_bin, 0, fb.shape[0] - 1)].any(-1)):
         raise ValueError(f"Pitch {pitch} lies outside the spectrogram's frequency range.")
     band = np.argmax(fb[fft_bin], axis=-1)

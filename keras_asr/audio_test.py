@@ -1,7 +1,6 @@
 """Tests for the MSMD audio front end."""
 
 import shutil
-import struct
 
 import numpy as np
 import pytest
@@ -30,28 +29,19 @@ MADMOM_CENTRE_BINS = [
 
 def write_midi(path, notes, tempo_us=500_000, division=480):
     """Writes a one-track standard MIDI file; `notes` are (start_beat, duration_beats, pitch, velocity)."""
+    import mido
+
     events = []
     for start, dur, pitch, vel in notes:
-        events.append((round(start * division), 1, bytes([0x90, pitch, vel])))
-        events.append((round((start + dur) * division), 0, bytes([0x80, pitch, 0])))
-    events.sort(key=lambda e: e[:2])
-
-    def vlq(n):
-        out = [n & 0x7F]
-        while n > 0x7F:
-            n >>= 7
-            out.append(0x80 | (n & 0x7F))
-        return bytes(reversed(out))
-
-    track = b"\x00\xff\x51\x03" + tempo_us.to_bytes(3, "big") + b"\x00\xc0\x00"  # tempo; piano program
+        events.append((round(start * division), 1, mido.Message("note_on", note=pitch, velocity=vel)))
+        events.append((round((start + dur) * division), 0, mido.Message("note_off", note=pitch, velocity=0)))
+    events.sort(key=lambda e: e[:2])  # note-offs before note-ons at equal ticks
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=tempo_us), mido.Message("program_change")])
     now = 0
-    for tick, _, data in events:
-        track += vlq(tick - now) + data
+    for tick, _, message in events:
+        track.append(message.copy(time=tick - now))
         now = tick
-    track += b"\x00\xff\x2f\x00"
-    with open(path, "wb") as f:
-        f.write(b"MThd" + struct.pack(">IHHH", 6, 0, 1, division))
-        f.write(b"MTrk" + struct.pack(">I", len(track)) + track)
+    mido.MidiFile(type=0, ticks_per_beat=division, tracks=[track]).save(path)
 
 
 def test_filterbank_matches_madmom():

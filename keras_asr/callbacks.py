@@ -137,6 +137,8 @@ class RefinementSchedule(keras.callbacks.Callback):
         self.round = state["round"]
 
 
+# Not keras.callbacks.TerminateOnNaN: it neither marks the model broken (the epoch's callbacks would validate,
+# refine and CCA-refit NaN weights) nor ends in a FloatingPointError; raise_error=True skips every on_train_end.
 class NaNGuard(keras.callbacks.Callback):
     """Stops training at the first non-finite loss and marks the model broken.
 
@@ -168,6 +170,8 @@ class NaNGuard(keras.callbacks.Callback):
             print("\n" + self.message)
 
 
+# Not keras.callbacks.BackupAndRestore: one latest weights file (overwritten in place) and the epoch, no best
+# weights, schedule state, learning rate or history; it also saves NaN epochs and by default deletes it all at the end.
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the training state after every epoch, to resume after a restart.
 

@@ -142,8 +142,7 @@ def unroll(pages, strip_height=STRIP_HEIGHT):
         except NoStaffSystemsError:
             continue
         for number, system in enumerate(page_systems):
-            top = int(round(system.centre)) - strip_height // 2
-            strips.append(_crop_white(page, top, top + strip_height, system.left, system.right + 1))
+            strips.append(system_strip(page, system.centre, system.left, system.right + 1, strip_height))
             systems.append(system)
             system_pages.append(page_index)
             system_numbers.append(number)
@@ -161,12 +160,23 @@ def unroll(pages, strip_height=STRIP_HEIGHT):
     )
 
 
-def _crop_white(image, top, bottom, left, right):
-    """image[top:bottom, left:right], padded with white where the window leaves the image."""
-    out = np.ones((bottom - top, right - left), np.float32)
-    rows = slice(max(top, 0), min(bottom, image.shape[0]))
-    cols = slice(max(left, 0), min(right, image.shape[1]))
-    out[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = image[rows, cols]
+def system_strip(page, centre, left, right, strip_height=STRIP_HEIGHT):
+    """A staff system's strip: `strip_height` rows centred on its centre row, columns `left .. right - 1`,
+    white past the page. The one cut of `unroll` and of the corpus reader's engraved systems."""
+    top = int(round(centre)) - strip_height // 2
+    return crop_white(page, top, top + strip_height, left, right)
+
+
+def crop_white(image, top, bottom, left, right):
+    """image[top:bottom, left:right], padded white where the window leaves the image.
+
+    A uint8 image gives uint8 (white 255), any other float32 (white 1)."""
+    uint8 = image.dtype == np.uint8
+    out = np.full((bottom - top, right - left), 255 if uint8 else 1.0, np.uint8 if uint8 else np.float32)
+    r0, r1 = max(top, 0), min(bottom, image.shape[0])
+    c0, c1 = max(left, 0), min(right, image.shape[1])
+    if r1 > r0 and c1 > c0:  # a window wholly outside would make negative slice ends count from the far side
+        out[r0 - top:r1 - top, c0 - left:c1 - left] = image[r0:r1, c0:c1]
     return out
 
 

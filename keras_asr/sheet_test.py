@@ -69,3 +69,17 @@ def test_unrolling_skips_pages_without_systems(mazurka):
     # A title page before the music is skipped; the map keeps the page numbers.
     score = sheet.unroll([blank, pages[1]])
     assert set(score.system_pages) == {1}
+
+
+def test_crop_white_pads_white_past_every_edge_in_the_image_dtype():
+    # One cut for the application's float pages and the corpus reader's uint8 ones (tfds_msmd.layout).
+    image = np.random.default_rng(0).integers(0, 256, (50, 80)).astype(np.uint8)
+    padded = np.pad(image, 100, constant_values=255)
+    for top, bottom, left, right in [(-10, 20, -5, 30), (40, 70, 60, 100), (-30, -5, 10, 20), (10, 20, -40, -10)]:
+        expected = padded[top + 100:bottom + 100, left + 100:right + 100]
+        cut = sheet.crop_white(image, top, bottom, left, right)
+        assert cut.dtype == np.uint8
+        np.testing.assert_array_equal(cut, expected)
+        cut = sheet.crop_white(image / 255.0, top, bottom, left, right)
+        assert cut.dtype == np.float32
+        np.testing.assert_array_equal(cut, (expected / 255.0).astype(np.float32))

@@ -89,27 +89,37 @@ def snippets(strip, x, shift=None, scale=None, batch_size=256):
 def bilinear(strip, r, c, white):
     """Samples a strip at rows r (k, R) x columns c (k, C), `white` outside; returns float32 (k, R, C).
 
-    Integer coordinates (scale 1, integer shift) take the pixels themselves, without interpolating."""
+    The rows and columns of each window are evenly spaced (`snippet_grid`): the window is the strip zoomed
+    and shifted along both axes, which scipy's separable zoom-shift (`affine_transform` with a diagonal
+    matrix) samples about twice as fast as `map_coordinates`. Mode "grid-constant" blends the border pixels
+    with the white past them, as the TensorFlow twin does (scipy's "constant" would make everything past the
+    last pixel white). At integer coordinates (scale 1 and an integer shift: every index and query) the
+    pixels are taken by indexing, 2-4x faster than interpolating."""
+    from scipy import ndimage
+
+    if np.array_equal(r, np.floor(r)) and np.array_equal(c, np.floor(c)):
+        return _pixels(strip, r.astype(np.int64), c.astype(np.int64), white)
+    out = np.empty((len(r), r.shape[1], c.shape[1]), np.float32)
+    for window, rows, cols in zip(out, r, c):
+        step = (rows[-1] - rows[0]) / (len(rows) - 1), (cols[-1] - cols[0]) / (len(cols) - 1)
+        ndimage.affine_transform(strip, step, offset=(rows[0], cols[0]), output_shape=window.shape,
+                                 output=window, order=1, mode="grid-constant", cval=white)
+    return out
+
+
+def _pixels(strip, rows, cols, white):
+    """The strip's pixels at integer rows (k, R) x columns (k, C), `white` outside, as float32 (k, R, C)."""
     height, width = strip.shape
-
-    def at(rr, cc):
-        ok = ((rr >= 0) & (rr < height))[:, :, None] & ((cc >= 0) & (cc < width))[:, None, :]
-        v = strip[np.clip(rr, 0, height - 1)[:, :, None], np.clip(cc, 0, width - 1)[:, None, :]]
-        return np.where(ok, v, white).astype(np.float32)
-
-    r0, c0 = np.floor(r), np.floor(c)
-    wr, wc = (r - r0)[:, :, None].astype(np.float32), (c - c0)[:, None, :].astype(np.float32)
-    r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
-    if not wr.any() and not wc.any():
-        return at(r0, c0)
-    return ((1 - wr) * ((1 - wc) * at(r0, c0) + wc * at(r0, c0 + 1))
-            + wr * ((1 - wc) * at(r0 + 1, c0) + wc * at(r0 + 1, c0 + 1)))
+    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    pixels = strip[np.clip(rows, 0, height - 1)[:, :, None], np.clip(cols, 0, width - 1)[:, None, :]]
+    return np.where(inside, pixels, white).astype(np.float32)
 
 
 def halve(window):
     """(k, 2R, 2C) -> (k, R, C) by 2 x 2 block means."""
-    k, rows, cols = window.shape
-    return window.reshape(k, rows // 2, 2, cols // 2, 2).mean(axis=(2, 4))
+    from skimage.transform import downscale_local_mean
+
+    return downscale_local_mean(window, (1, 2, 2))
 
 
 # ---------------------------------------------------------------------------------------------------------------

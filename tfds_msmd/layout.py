@@ -32,7 +32,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from keras_asr.geometry import STRIP_HEIGHT
+from keras_asr import sheet
+from keras_asr.geometry import STRIP_HEIGHT  # noqa: F401 (msmd_dataset_builder reads layout.STRIP_HEIGHT)
 
 SPLIT_FILES = ("all_split.yaml", "split.yaml")
 # MuNG class names of a full notehead: current MuNG, and the muscima 0.x spelling the MSMD archive uses.
@@ -228,8 +229,6 @@ def read_score(piece_dir):
 def _detected_systems(pages):
     """(systems per page, strip, [(page, top, bottom, left)], starts) from `keras_asr.sheet.unroll`, or None
     where it finds no system or had to deskew or turn a page (the noteheads' page coordinates would not hold)."""
-    from keras_asr import sheet
-
     floats = [page.astype(np.float32) / 255.0 for page in pages]
     try:
         score = sheet.unroll(floats)
@@ -251,8 +250,7 @@ def _engraved_systems(pages, boxes):
         lefts = np.floor(page_boxes[:, :, 1].min(1)).astype(int)
         rights = np.ceil(page_boxes[:, :, 1].max(1)).astype(int)
         for s in np.argsort(tops):
-            top = int(round((tops[s] + bottoms[s]) / 2)) - STRIP_HEIGHT // 2
-            strips.append(_crop_white(image, top, top + STRIP_HEIGHT, lefts[s], rights[s]))
+            strips.append(sheet.system_strip(image, (tops[s] + bottoms[s]) / 2, lefts[s], rights[s]))
             systems.append((page, float(tops[s]), float(bottoms[s]), int(lefts[s])))
             starts.append(offset)
             offset += rights[s] - lefts[s]
@@ -262,16 +260,6 @@ def _engraved_systems(pages, boxes):
 def _load_npy(path):
     with open(path, "rb") as f:  # a file object, not a path: works under TFDS's test file-system checks
         return np.load(f)
-
-
-def _crop_white(image, top, bottom, left, right):
-    """image[top:bottom, left:right] (uint8), padded white (255) where the window leaves the image."""
-    out = np.full((bottom - top, right - left), 255, np.uint8)
-    r0, r1 = max(top, 0), min(bottom, image.shape[0])
-    c0, c1 = max(left, 0), min(right, image.shape[1])
-    if r1 > r0 and c1 > c0:
-        out[r0 - top:r1 - top, c0 - left:c1 - left] = image[r0:r1, c0:c1]
-    return out
 
 
 def parse_performance_name(name):

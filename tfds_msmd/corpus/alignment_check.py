@@ -59,6 +59,8 @@ def check_alignment(root, pieces=None, shift=0, threshold=0.05, min_gap=BEFORE +
     Returns:
         A `Summary`.
     """
+    import librosa
+
     from keras_asr import audio
 
     if pieces is None:
@@ -83,7 +85,7 @@ def check_alignment(root, pieces=None, shift=0, threshold=0.05, min_gap=BEFORE +
             gap = np.where(nxt > frames, nxt - frames, spec.shape[1] - frames)
             ok = (gap >= min_gap) & (frames >= BEFORE) & (frames + BEFORE < spec.shape[1])
             p = pitches[aligned][ok]
-            f0 = audio.midi_to_hz(p)
+            f0 = librosa.midi_to_hz(p)
             valid = (f0 > audio.FMIN) & (2 * f0 < audio.FMAX)
             bands = np.stack([audio.pitch_to_bin(p[valid]), audio.pitch_to_bin(p[valid] + 12)])
             f = frames[ok][valid]

@@ -19,7 +19,6 @@ Onsets in the written performance are those of the MIDI file, so onset frames fo
 
 import os
 import shutil
-import struct
 import subprocess
 import tempfile
 
@@ -131,34 +130,26 @@ def write_midi(events, path, velocities=None, pedal=(), program=0):
         pedal: (time s, down) sustain-pedal changes.
         program: General MIDI program (0-7 are pianos).
     """
+    import mido
+
     messages = []
     velocities = np.full(len(events), _VELOCITY) if velocities is None else velocities
     for (onset, pitch, duration, _, channel), vel in zip(events, velocities):
         on, off = round(onset * 960), round((onset + max(duration, 0.01)) * 960)
-        # Sort key puts note-offs before note-ons at equal ticks: a repeated pitch re-attacks.
-        messages.append((on, 1, bytes([0x90 | int(channel), int(pitch), int(vel)])))
-        messages.append((off, 0, bytes([0x80 | int(channel), int(pitch), 0])))
+        note = dict(channel=int(channel), note=int(pitch))
+        messages.append((on, 1, mido.Message("note_on", velocity=int(vel), **note)))
+        messages.append((off, 0, mido.Message("note_off", velocity=0, **note)))
     for t, down in pedal:
-        messages.append((round(t * 960), 0, bytes([0xB0, 64, 127 if down else 0])))
-    messages.sort(key=lambda m: (m[0], m[1], m[2]))
-    track = bytearray(b"\x00\xff\x51\x03" + _US_PER_BEAT.to_bytes(3, "big") + b"\x00\xc0" + bytes([program]))
+        messages.append((round(t * 960), 0, mido.Message("control_change", control=64, value=127 if down else 0)))
+    # Note-offs come before note-ons at equal ticks (a repeated pitch re-attacks), then by the messages' bytes.
+    messages.sort(key=lambda m: (m[0], m[1], m[2].bytes()))
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=_US_PER_BEAT), mido.Message("program_change",
+                                                                                             program=program)])
     tick = 0
     for t, _, msg in messages:
-        track += _varlen(t - tick) + msg
+        track.append(msg.copy(time=t - tick))
         tick = t
-    track += b"\x00\xff\x2f\x00"
-    with open(path, "wb") as f:
-        f.write(b"MThd" + struct.pack(">IHHH", 6, 0, 1, _TICKS_PER_BEAT))
-        f.write(b"MTrk" + struct.pack(">I", len(track)) + track)
-
-
-def _varlen(value):
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
+    mido.MidiFile(type=0, ticks_per_beat=_TICKS_PER_BEAT, tracks=[track]).save(path)
 
 
 def render(midi_path, soundfont, wav_path, timeout=1800, room_seed=None):
