@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 export KERAS_BACKEND=${KERAS_BACKEND:-tensorflow} TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-3}
 out=outputs/demo
-model=${MODEL:-pretrained/bl2_lc_at.keras}
+model=${MODEL:-pretrained/varied_bl2_sc.keras}
 corpus="$out/tensorflow_datasets/downloads/msmd_offline_small"
 mkdir -p "$out"
 
