@@ -52,7 +52,8 @@ def filled_index(encoders, rows, piece_snippets, seed=0):
         x = np.arange(filler) % piece_snippets
         index.add(rng.standard_normal((filler, index.dim)).astype(np.float32),
                   piece=np.char.add("filler", (np.arange(filler) // piece_snippets).astype(str)),
-                  page=np.zeros(filler), system=x // 15, page_x=25 + 50 * (x % 15), strip_x=25 + 50 * x)
+                  page=np.zeros(filler), system=x // 15, page_x=25 + 50 * (x % 15), strip_x=25 + 50 * x,
+                  **({"measure": np.full(filler, "")} if "measure" in index.metadata else {}))
     return index
 
 
