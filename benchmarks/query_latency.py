@@ -101,7 +101,7 @@ def main():
         "rows": len(index),
         "pieces": len(sequences),
         "excerpts": len(starts),
-        "search_method": index._search_method(),
+        "search_method": index.search_method(),
         "load_average_1min": os.getloadavg()[0],
         "index_build_s": build_s,
         "piece_grouping_s": group_s,

@@ -155,7 +155,7 @@ def _write_index(args, paths, index_files, kind, rows, sources_name):
     index.prepare()  # an approximate backend's index is built here and saved with the rows
     retrieval.save_index(index, args.out, encoders, sources, overwrite=args.overwrite, kind=kind, hop=args.hop)
     print(f"{args.out}: {len(index)} {rows} of {len(sources)} {sources_name}, model {encoders.model_id}, "
-          f"search {index._search_method()}"
+          f"search {index.search_method()}"
           + (f"; {len(skipped)} file(s) skipped" if skipped else ""))
 
 

@@ -261,7 +261,7 @@ class SnippetIndex:
         if header["count"]:
             index.embeddings, index.metadata = index_folder.read_rows(directory, header, mmap)
         stored = header.get("faiss_index")
-        if stored is not None and stored == index._search_method():
+        if stored is not None and stored == index.search_method():
             index._faiss = (stored, index_backends.tune(stored, index_folder.read_approximate(directory, header,
                                                                                               stored)))
         return index
@@ -272,14 +272,15 @@ class SnippetIndex:
         Returns:
             The FAISS index, or None where search is numpy brute force.
         """
-        method = self._search_method()
+        method = self.search_method()
         if method == index_backends.EXACT or len(self) == 0:
             return None
         if self._faiss is None or self._faiss[0] != method:
             self._faiss = (method, index_backends.build_faiss(method, self.embeddings))
         return self._faiss[1]
 
-    def _search_method(self):
+    def search_method(self):
+        """The backend a search uses now: `method`, or for "auto" the one its size calls for."""
         if self.method != "auto":
             return self.method
         return index_backends.EXACT if len(self) < FAISS_THRESHOLD else "hnsw"

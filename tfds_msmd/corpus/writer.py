@@ -74,7 +74,7 @@ def write_piece(root, piece, engraving, renders, keep_audio=True):
             nodes = [dict(top=n.top, left=n.left, height=n.height, width=n.width, data=d) for n, d in on_page]
             notes = [n.centre for n, _ in on_page]
             layout_writer.write_page(score_path, page + 1, image, notes, engraving.systems[page], nodes,
-                              document=f"{piece}_{page + 1:02d}")
+                                     document=f"{piece}_{page + 1:02d}")
         _sync_tree(tmp)  # the files' data reaches the disk before the rename makes the piece count as built
         os.rename(tmp, final)
         atomic.fsync(root)
