@@ -174,6 +174,11 @@ def test_training_takes_its_loss(pool, tmp_path):
     # `keras-asr train --loss infonce`: the contrastive loss trains the same model and is what resumes.
     model, history = _train(pool, output_dir=str(tmp_path), epochs=2, loss="infonce")
     assert type(model.loss).__name__ == "InfoNCELoss" and len(history) == 2
-    assert np.all(np.isfinite([h["loss"] for h in history])) and history[1]["loss"] < history[0]["loss"]
+    assert np.all(np.isfinite([h["loss"] for h in history]))
+    # Two epochs of random batches need not lower the loss (it rose on one CI machine); steps on one fixed
+    # batch must, if the compiled InfoNCE loss is what the optimizer descends.
+    batch = pool.batch(pool.eval_indices(100), CONTEXT)
+    steps = [float(model.train_on_batch(batch, return_dict=True)["loss"]) for _ in range(4)]
+    assert np.all(np.isfinite(steps)) and steps[-1] < steps[0]
     with pytest.raises(ValueError, match="trained with the loss InfoNCELoss"):
         _train(pool, output_dir=str(tmp_path), epochs=3)
