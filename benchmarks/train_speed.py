@@ -14,9 +14,11 @@ per backend it measures:
     augmenting input pipeline included, timed after the warm-up steps;
 - the ratio of the achieved FLOP/s to the float32 GEMM peak of the same run.
 
-`--levers threads,xla` adds TensorFlow-only rows for settings that were tried: `fit` with the input pipeline on
-tf.data's autotuned pool (one thread per core) and on a private pool of one thread (`PairPool.dataset(threads=)`),
-and the train step under XLA (`jit_compile=True`). The load average is recorded beside every figure: on a shared machine, compare
+`--levers threads,xla,compile` adds rows for settings that were tried: under TensorFlow, `fit` with the input
+pipeline on tf.data's autotuned pool (one thread per core) and on a private pool of one thread
+(`PairPool.dataset(threads=)`), and the train step under XLA (`jit_compile=True`); under PyTorch, the train step
+under `torch.compile` (`jit_compile=True`). JAX always compiles with XLA; its CPU flags (for example
+`XLA_FLAGS=--xla_cpu_use_onednn=true`) are set in the environment and recorded with the results. The load average is recorded beside every figure: on a shared machine, compare
 ratios from the same run. Results go to benchmarks/results/train_speed_<backend>.json and a markdown table.
 """
 
@@ -69,7 +71,20 @@ class _FitTimer:
 
 
 def _model(context, attention, precision, jit_compile="auto"):
+    import keras
     import keras_asr
+
+    if jit_compile is True and keras.backend.backend() == "torch":
+        # torch.compile; with dynamic shapes inductor fails on the encoders' shape arithmetic
+        # ("cannot determine truth value of Relational"), and the batch shape is fixed here anyway.
+        import torch._dynamo
+
+        torch._dynamo.config.automatic_dynamic_shapes = False
+        torch._dynamo.config.assume_static_by_default = True
+        # Every layer call is its own compiled frame, one per layer shape; past the default limit of 8
+        # recompilations torch falls back to running them uncompiled.
+        torch._dynamo.config.recompile_limit = 256
+        torch._dynamo.config.accumulated_recompile_limit = 4096
 
     model = keras_asr.build_model(context=context, attention=attention, precision=precision)
     return keras_asr.compile_model(model, jit_compile=jit_compile)
@@ -127,15 +142,19 @@ def measure(args, save):
             dataset = pool.dataset(model.frames, batch_size=args.batch_size, training=True, seed=0)
             record(variant, precision, "fit", *time_fit(model, dataset, args.steps, args.warmup,
                                                         args.batch_size), flops)
-            levers = args.levers.split(",") if args.levers and keras.backend.backend() == "tensorflow" else []
-            if "threads" in levers:
+            levers = args.levers.split(",") if args.levers else []
+            if "threads" in levers and keras.backend.backend() == "tensorflow":
                 # `fit` above runs the pipeline on tf.data's autotuned pool; here on one private thread.
                 dataset = pool.dataset(model.frames, batch_size=args.batch_size, training=True, seed=0, threads=1)
                 record(variant, precision, "fit, tf.data 1 thread",
                        *time_fit(model, dataset, args.steps, args.warmup, args.batch_size), flops)
-            if "xla" in levers:
+            if "xla" in levers and keras.backend.backend() == "tensorflow":
                 xla = _model(context, attention, precision, jit_compile=True)
                 record(variant, precision, "step, XLA", *time_step(xla, batch, args.steps, args.warmup), flops)
+            if "compile" in levers and keras.backend.backend() == "torch":
+                compiled = _model(context, attention, precision, jit_compile=True)
+                record(variant, precision, "step, torch.compile",
+                       *time_step(compiled, batch, args.steps, args.warmup), flops)
     return peak, rows
 
 
@@ -149,7 +168,8 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="timed steps per figure")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--levers", default="", help="TensorFlow only, comma-separated: threads, xla")
+    parser.add_argument("--levers", default="", help="comma-separated: threads, xla (TensorFlow), compile (PyTorch)")
+    parser.add_argument("--suffix", default="", help="appended to the results' file name (e.g. _onednn)")
     args = parser.parse_args()
     if args.backend == "current":
         import keras
@@ -161,10 +181,11 @@ def main():
                 "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "gemm_gflop_per_s": {k: v / 1e9 for k, v in peak.items()},
+                "xla_flags": os.environ.get("XLA_FLAGS", ""),
                 "steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size,
                 "results": rows,
             }
-            with open(os.path.join(RESULTS, f"train_speed_{record['backend']}.json"), "w") as f:
+            with open(os.path.join(RESULTS, f"train_speed_{record['backend']}{args.suffix}.json"), "w") as f:
                 json.dump(record, f, indent=2)
 
         measure(args, save)
@@ -176,11 +197,12 @@ def main():
                args.precisions, "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size",
                str(args.batch_size)] + (["--data-dir", args.data_dir] if args.data_dir else [])
         cmd += ["--levers", args.levers] if args.levers else []
+        cmd += ["--suffix", args.suffix] if args.suffix else []
         subprocess.run(cmd, env=env, check=True)
     print("\n| backend | variant | precision | mode | pairs/s | GFLOP/pair | GFLOP/s | of fp32 GEMM | load |")
     print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for backend in backends:
-        with open(os.path.join(RESULTS, f"train_speed_{backend}.json")) as f:
+        with open(os.path.join(RESULTS, f"train_speed_{backend}{args.suffix}.json")) as f:
             record = json.load(f)
         for r in record["results"]:
             print(f"| {backend} | {r['variant']} | {r['precision']} | {r['mode']} | {r['pairs_per_s']:.1f} | "
