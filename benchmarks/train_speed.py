@@ -18,8 +18,9 @@ per backend it measures:
 pipeline on tf.data's autotuned pool (one thread per core) and on a private pool of one thread
 (`PairPool.dataset(threads=)`), and the train step under XLA (`jit_compile=True`); under PyTorch, the train step
 under `torch.compile` (`jit_compile=True`). JAX always compiles with XLA; its CPU flags (for example
-`XLA_FLAGS=--xla_cpu_use_onednn=true`) are set in the environment and recorded with the results. The load average is recorded beside every figure: on a shared machine, compare
-ratios from the same run. Results go to benchmarks/results/train_speed_<backend>.json and a markdown table.
+`XLA_FLAGS=--xla_cpu_use_onednn=true`) are set in the environment and recorded with the results. The load
+average is recorded beside every figure: on a shared machine, compare ratios from the same run. Results go to
+benchmarks/results/train_speed_<backend>.json and a markdown table.
 """
 
 import argparse

@@ -27,8 +27,9 @@ import sys
 import time
 import types
 
+from train_speed import VARIANTS  # the benchmark's variant table; it imports no backend
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-VARIANTS = {"SC": ("sc", "SC", False), "LC+AT": ("lc", "LC", True)}
 
 
 def load_ucasr(root):
@@ -85,7 +86,7 @@ def main():
     rng = np.random.default_rng(0)
     rows = []
     for variant in args.variants.split(","):
-        audio_context, context, attention = VARIANTS[variant]
+        context, attention = VARIANTS[variant]
         frames = CONTEXTS[context]
         batches = []
         for _ in range(args.steps + 1):
@@ -93,7 +94,7 @@ def main():
             batches.append(pool.batch(idx, frames, augment=pool.augmentation(args.batch_size, rng)))
 
         torch.manual_seed(0)
-        theirs = VGGModel(ucasr_args(audio_context, attention))
+        theirs = VGGModel(ucasr_args(context.lower(), attention))  # ucasr names contexts "sc", "mc", "lc"
         theirs.train()
         optimizer = torch.optim.Adam(theirs.parameters(), lr=0.0004, weight_decay=1e-5)
         torch_batches = [(torch.from_numpy(b["sheet"][:, None]), torch.from_numpy(b["spectrogram"][:, None]))
