@@ -6,7 +6,9 @@ unrolled score, vertically centred on the strip and horizontally on the notehead
 halved to 80 x 100 by 2x2 block means and scaled to [0, 1] with white = 1.
 
 Training draws pairs uniformly at random with MSMD's augmentation (sheet shifted vertically by up to 5 px and
-scaled by 0.95-1.05 about the window centre, onset jittered by up to one frame). Evaluation uses a fixed set:
+scaled by 0.95-1.05 about the window centre, onset jittered by up to one frame), and optionally a tempo
+augmentation (`PairPool.tempo_augment`: each excerpt as if played faster or slower, a factor drawn
+log-uniformly from a range, so that models see tempi beyond the renders'). Evaluation uses a fixed set:
 the pool in piece -> performance -> onset order, `n` pairs at indices `linspace(0, N - 1, n).astype(int)`.
 
 The same sampling is implemented twice: in TensorFlow ops for `tf.data` (usable by `model.fit` on every Keras
@@ -64,6 +66,8 @@ class PairPool:
 
     # Strength of `keras_asr.page_augment` on training snippets of `dataset` (0: off; 1: its full ranges).
     page_augment = 0.0
+    # (slowest, fastest) tempo factor of training excerpts, drawn log-uniformly per pair (None: off).
+    tempo_augment = None
 
     def __init__(self, examples):
         examples = [_as_dict(e) for e in examples]
@@ -120,13 +124,21 @@ class PairPool:
         jitter = rng.integers(-MAX_JITTER, MAX_JITTER + 1, num)
         return shift, scale, jitter
 
-    def batch(self, indices, context, augment=None):
+    def tempo_factors(self, num, rng):
+        """`num` tempo factors drawn log-uniformly from `tempo_augment` (None when it is off)."""
+        if self.tempo_augment is None:
+            return None
+        slowest, fastest = self.tempo_augment
+        return np.exp(rng.uniform(np.log(slowest), np.log(fastest), num))
+
+    def batch(self, indices, context, augment=None, rate=None):
         """Pairs `indices` as NumPy arrays.
 
         Args:
             indices: (k,) pair indices.
             context: spectrogram frames C.
             augment: None, or (shift, scale, jitter) arrays of length k (see `augmentation`).
+            rate: None, or (k,) tempo factors of the excerpts (see `windows.excerpts`).
 
         Returns:
             {"spectrogram": float32 (k, 92, C), "sheet": float32 (k, 80, 100)}.
@@ -138,7 +150,8 @@ class PairPool:
         sheet = np.empty((k,) + SHEET_SHAPE, np.float32)
         for j, i in enumerate(indices):
             e = self.pair_example[i]
-            spec[j] = excerpts(self.specs[e], [self.pair_onset[i] + jitter[j]], context)[0]
+            spec[j] = excerpts(self.specs[e], [self.pair_onset[i] + jitter[j]], context,
+                               None if rate is None else [rate[j]])[0]
             sheet[j] = snippets(self.strips[self.example_strip[e]], [self.pair_x[i]], [shift[j]], [scale[j]])[0]
         return {"spectrogram": spec, "sheet": sheet}
 
@@ -152,7 +165,8 @@ class PairPool:
         rng = np.random.default_rng(seed)
         while True:
             idx = rng.integers(0, len(self), batch_size)
-            yield self.batch(idx, context, self.augmentation(batch_size, rng))
+            augment = self.augmentation(batch_size, rng)
+            yield self.batch(idx, context, augment, self.tempo_factors(batch_size, rng))
 
     # -- tf.data --------------------------------------------------------------------------------------------
 
@@ -186,7 +200,7 @@ class PairPool:
             strip_len=tf.constant(strip_len[s]),
         )
 
-    def _tf_batch(self, indices, context, shift, scale, jitter):
+    def _tf_batch(self, indices, context, shift, scale, jitter, rate=None):
         import tensorflow as tf
 
         t = self._tables()
@@ -200,7 +214,7 @@ class PairPool:
             return values * tf.cast(ok, tf.float32)[:, :, None]
 
         onsets = tf.gather(t["onset"], indices) + tf.cast(jitter, tf.int64)
-        spec = windows.tf_excerpts(onsets, context, read_frames)
+        spec = windows.tf_excerpts(onsets, context, read_frames, rate)
         # Snippets: pixels of the pair's own strip, white outside it.
         width = tf.gather(t["strip_len"], indices)[:, None]
         start = tf.gather(t["strip_start"], indices)[:, None]
@@ -239,7 +253,12 @@ class PairPool:
                 shift = tf.floor(u[:, 0] * (2 * MAX_SHIFT + 1)) - MAX_SHIFT
                 scale = SCALE_RANGE[0] + u[:, 1] * (SCALE_RANGE[1] - SCALE_RANGE[0])
                 jitter = tf.cast(tf.floor(u[:, 2] * (2 * MAX_JITTER + 1)), tf.int64) - MAX_JITTER
-                batch = self._tf_batch(tf.math.floormod(r, num), context, shift, scale, jitter)
+                rate = None
+                if self.tempo_augment is not None:  # its own seed: the streams without it stay as they were
+                    slowest, fastest = np.log(self.tempo_augment)
+                    v = tf.random.stateless_uniform((batch_size,), r[2:4], slowest, fastest, tf.float64)
+                    rate = tf.exp(v)
+                batch = self._tf_batch(tf.math.floormod(r, num), context, shift, scale, jitter, rate)
                 if self.page_augment:  # opt-in: degrade snippets as real pages are (keras_asr.page_augment)
                     from keras_asr import page_augment
 

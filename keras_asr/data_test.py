@@ -108,6 +108,27 @@ def test_training_stream_is_seeded(pool):
     assert take[0][0]["spectrogram"].shape == (8, 92, 42) and take[0][0]["sheet"].shape == (8, 80, 100)
 
 
+@pytest.mark.single_backend
+def test_tempo_augmentation_changes_the_excerpts_only(pool):
+    plain = next(iter(pool.dataset(42, batch_size=8, training=True, seed=3)))
+    pool.tempo_augment = (0.5, 2.0)
+    try:
+        tempo = next(iter(pool.dataset(42, batch_size=8, training=True, seed=3)))
+        numpy_tempo = next(pool.batches(42, batch_size=8, training=True, seed=3))
+        factors = pool.tempo_factors(1000, np.random.default_rng(0))
+    finally:
+        pool.tempo_augment = None
+    numpy_plain = next(pool.batches(42, batch_size=8, training=True, seed=3))
+    # The same pairs and snippets (the factors have their own seed); other excerpts.
+    np.testing.assert_array_equal(plain["sheet"], tempo["sheet"])
+    np.testing.assert_array_equal(numpy_plain["sheet"], numpy_tempo["sheet"])
+    assert np.abs(plain["spectrogram"].numpy() - tempo["spectrogram"].numpy()).mean() > 1e-3
+    assert np.abs(numpy_plain["spectrogram"] - numpy_tempo["spectrogram"]).mean() > 1e-3
+    # Log-uniform over the range: as many pairs slower as faster.
+    assert pool.tempo_factors(3, np.random.default_rng(0)) is None
+    assert 0.5 <= factors.min() < 0.55 and 1.8 < factors.max() <= 2.0 and abs(np.log(factors).mean()) < 0.1
+
+
 class TwoInputModel(keras.Model):
     """The retrieval model's input signature, with a trivial loss: enough to show `fit` consumes the data."""
 

@@ -70,6 +70,7 @@ def train(
     precision=DEFAULT_PRECISION,
     page_augment=0.0,
     loss="hinge",
+    tempo_augment=None,
 ):
     """Trains a retrieval model with the paper's schedule; resumes from `output_dir` if it holds a checkpoint.
 
@@ -103,6 +104,8 @@ def train(
             see `build_model`). Ignored when `model` is given.
         page_augment: strength in [0, 1] of the page degradations applied to training snippets
             (`keras_asr.page_augment`: rotation, skew, ink, blur, contrast, binarisation, noise); 0: off.
+        tempo_augment: None, or (slowest, fastest) tempo factors, e.g. (0.5, 2.0): each training excerpt is cut as
+            if played that many times as fast, the factor drawn log-uniformly per pair (`PairPool.tempo_augment`).
         loss: a name of `keras_asr.losses.LOSSES` ("hinge": the paper's, "infonce") or a `keras.losses.Loss`;
             ignored when `model` comes compiled. A checkpoint resumes only with the loss it was trained with.
 
@@ -119,9 +122,15 @@ def train(
         raise ValueError(f"refine_sample must be one of {asr_callbacks.REFINE_SAMPLES}, got {refine_sample!r}.")
     if not 0.0 <= page_augment <= 1.0:
         raise ValueError(f"page_augment must be in [0, 1], got {page_augment!r}.")
+    if tempo_augment is not None:
+        tempo_augment = tuple(float(f) for f in tempo_augment)
+        if len(tempo_augment) != 2 or not 0 < tempo_augment[0] <= tempo_augment[1] < float("inf"):
+            raise ValueError(f"tempo_augment must be (slowest, fastest) with 0 < slowest <= fastest, got "
+                             f"{tempo_augment!r}.")
     if train_pool is None:
         train_pool = PairPool.from_tfds("train", name=dataset, data_dir=data_dir)
     train_pool.page_augment = page_augment
+    train_pool.tempo_augment = tempo_augment
     if valid_pool is None:
         valid_pool = PairPool.from_tfds("valid", name=dataset, data_dir=data_dir)
     if model is None:
@@ -275,7 +284,20 @@ def add_arguments(parser):
                              "cross-entropy (temperature 0.1)")
     parser.add_argument("--page-augment", type=_checked("float", minimum=0.0, at_most=1.0), default=0.0,
                         metavar="S", help="strength 0-1 of page degradations of training snippets (0: off)")
+    parser.add_argument("--tempo-augment", type=_tempo_range, default=None, metavar="SLOW,FAST",
+                        help="cut training excerpts as if played SLOW-FAST times as fast (log-uniform per pair), "
+                             "e.g. 0.5,2 (default: off)")
     return parser
+
+
+def _tempo_range(text):
+    try:
+        slowest, fastest = (float(f) for f in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SLOW,FAST (e.g. 0.5,2), got {text!r}") from None
+    if not 0 < slowest <= fastest < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 < SLOW <= FAST, got {text!r}")
+    return slowest, fastest
 
 
 def check_dataset(name, data_dir=None):
@@ -315,7 +337,8 @@ def train_from_arguments(args):
         pairs_per_epoch=args.pairs_per_epoch, patience=args.patience, refinement_rounds=args.refinement_rounds,
         refinement_patience=args.refinement_patience, validation_pairs=args.validation_pairs,
         refine_pairs=args.refine_pairs, refine_sample=args.refine_sample, time_limit=args.time_limit,
-        seed=args.seed, precision=args.precision, page_augment=args.page_augment, loss=args.loss)
+        seed=args.seed, precision=args.precision, page_augment=args.page_augment, loss=args.loss,
+        tempo_augment=args.tempo_augment)
     best = max(history, key=lambda h: h.get("val_mrr", -1)) if history else {}
     print(f"{model_name(model.frames, args.attention, args.head)}: {len(history)} epochs, best val MRR "
           f"{best.get('val_mrr', float('nan')):.4f} at epoch {best.get('epoch')}; saved {args.output}/model.keras")

@@ -5,6 +5,8 @@ querying (`identification.identify`) all cut their windows here, in NumPy or wit
 `tf.data` pipeline runs (tested equal in `windows_test.py`):
 
 - excerpt: spectrogram frames `o - C // 2 .. o - C // 2 + C - 1` (C = the context), zeros past the ends;
+  optionally as if played `rate` times as fast: frames `o + (j - C // 2) * rate`, linearly interpolated
+  (the training-time tempo augmentation; rate 1 takes the frames exactly);
 - snippet: a `geometry.SNIPPET_WINDOW` (160 x 200) window of the strip, rows centred on the strip (plus a
   vertical shift) and columns `round(x) - 100 .. round(x) + 99`, optionally scaled about its centre, white
   past the strip, halved to 80 x 100 by 2 x 2 block means. At scale 1 and an integer shift it takes the
@@ -29,22 +31,40 @@ def excerpt_frames(onsets, context):
     return np.atleast_1d(np.asarray(onsets, np.int64))[:, None] - context // 2 + np.arange(context)
 
 
-def excerpts(spectrogram, onsets, context):
+def excerpt_positions(onsets, context, rate, arange=np.arange):
+    """(k, C) fractional frame positions of excerpts as if played `rate` (k,) times as fast: the onset stays at
+    column C // 2 and each column steps `rate` frames. `arange` is NumPy's or TensorFlow's (float64)."""
+    return onsets[:, None] + (arange(context) - context // 2)[None, :] * rate[:, None]
+
+
+def excerpts(spectrogram, onsets, context, rate=None):
     """Spectrogram excerpts `spec[:, o - C//2 : o - C//2 + C]`, zero-padded past the ends.
 
     Args:
         spectrogram: (bins, N) spectrogram.
         onsets: (k,) centre frames.
         context: number of frames C.
+        rate: None, or (k,) tempo factors: each excerpt as if the music were played `rate` times as fast
+            (2: twice the music in the same frames), frames linearly interpolated; 1 takes them exactly.
 
     Returns:
         float32 (k, bins, C).
     """
     spec = np.asarray(spectrogram, np.float32)
-    frames = excerpt_frames(onsets, context)
-    ok = (frames >= 0) & (frames < spec.shape[1])
-    out = spec[:, np.clip(frames, 0, spec.shape[1] - 1)].transpose(1, 0, 2)
-    return np.where(ok[:, None, :], out, 0).astype(np.float32)
+
+    def read(frames):
+        ok = (frames >= 0) & (frames < spec.shape[1])
+        out = spec[:, np.clip(frames, 0, spec.shape[1] - 1)].transpose(1, 0, 2)
+        return np.where(ok[:, None, :], out, 0).astype(np.float32)
+
+    if rate is None:
+        return read(excerpt_frames(onsets, context))
+    onsets = np.atleast_1d(np.asarray(onsets, np.float64))
+    position = excerpt_positions(onsets, context, np.asarray(rate, np.float64).reshape(len(onsets)))
+    first = np.floor(position)
+    w = (position - first).astype(np.float32)[:, None, :]
+    first = first.astype(np.int64)
+    return ((1 - w) * read(first) + w * read(first + 1)).astype(np.float32)
 
 
 def snippet_grid(x, shift, scale, arange=np.arange, round_half_even=np.round):
@@ -126,13 +146,20 @@ def halve(window):
 # TensorFlow twins, for `tf.data` (the pixel and frame reads are the caller's: they index its flat tables)
 
 
-def tf_excerpts(onsets, context, read_frames):
+def tf_excerpts(onsets, context, read_frames, rate=None):
     """The TensorFlow twin of `excerpts`: `read_frames(frames)` takes (k, C) int64 frame numbers and returns
-    their spectrogram columns (k, C, bins), zeros for frames outside the spectrogram."""
+    their spectrogram columns (k, C, bins), zeros for frames outside the spectrogram; `rate` as there."""
     import tensorflow as tf
 
-    frames = tf.cast(onsets, tf.int64)[:, None] - context // 2 + tf.range(context, dtype=tf.int64)
-    return tf.transpose(read_frames(frames), (0, 2, 1))
+    if rate is None:
+        frames = tf.cast(onsets, tf.int64)[:, None] - context // 2 + tf.range(context, dtype=tf.int64)
+        return tf.transpose(read_frames(frames), (0, 2, 1))
+    position = excerpt_positions(tf.cast(onsets, tf.float64), context, tf.cast(rate, tf.float64),
+                                 arange=lambda n: tf.range(n, dtype=tf.float64))
+    first = tf.floor(position)
+    w = tf.cast(position - first, tf.float32)[:, :, None]
+    first = tf.cast(first, tf.int64)
+    return tf.transpose((1 - w) * read_frames(first) + w * read_frames(first + 1), (0, 2, 1))
 
 
 def tf_snippets(x, shift, scale, read_pixels):

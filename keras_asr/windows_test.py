@@ -66,3 +66,29 @@ def test_the_tensorflow_twins_cut_what_numpy_cuts(record):
                                windows.snippets(record.strip, x, shift, scale), atol=1e-5)
     np.testing.assert_allclose(windows.tf_excerpts(tf.constant(onsets), 42, read_frames),
                                windows.excerpts(record.spectrogram, onsets, 42), atol=1e-6)
+
+
+def test_a_tempo_factor_samples_the_frames_it_says_and_the_twins_agree(record):
+    spec = record.spectrogram
+    onsets = np.array([spec.shape[1] // 2, 3, spec.shape[1] - 2])
+    exact = windows.excerpts(spec, onsets, 42)
+    # Factor 1 takes the frames exactly; factor 2 every second frame about the onset (twice the music).
+    np.testing.assert_array_equal(windows.excerpts(spec, onsets, 42, rate=np.ones(3)), exact)
+    twice = windows.excerpts(spec, onsets, 42, rate=np.full(3, 2.0))
+    o = onsets[0]
+    np.testing.assert_array_equal(twice[0], spec[:, o - 42:o + 42:2])
+    # Factor 0.5 (half as fast): half the music; the onset's column (21) and every second one from it are
+    # frames, the others halfway between neighbouring frames.
+    half = windows.excerpts(spec, onsets, 42, rate=np.full(3, 0.5))
+    np.testing.assert_array_equal(half[0][:, 1::2], spec[:, o - 10:o + 11])
+    np.testing.assert_allclose(half[0][:, ::2], (spec[:, o - 11:o + 10] + spec[:, o - 10:o + 11]) / 2, atol=1e-6)
+    assert np.all(twice[1][:, :19] == 0)  # zeros past the ends, as without a factor
+    frames = tf.constant(spec.T)
+
+    def read_frames(f):
+        ok = (f >= 0) & (f < spec.shape[1])
+        return tf.gather(frames, tf.clip_by_value(f, 0, spec.shape[1] - 1)) * tf.cast(ok, tf.float32)[:, :, None]
+
+    rate = np.array([0.5, 0.77, 1.9])
+    np.testing.assert_allclose(windows.tf_excerpts(tf.constant(onsets), 42, read_frames, tf.constant(rate)),
+                               windows.excerpts(spec, onsets, 42, rate), atol=1e-5)

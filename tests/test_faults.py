@@ -265,6 +265,8 @@ def test_ctrl_c_exits_130_and_leaves_the_previous_index(model, library, capsys, 
     ("--epochs", "0", "expected at least 1"),
     ("--pairs-per-epoch", "0", "expected at least 1"),
     ("--page-augment", "1.5", "expected at most 1.0"),
+    ("--tempo-augment", "2", "expected SLOW,FAST"),
+    ("--tempo-augment", "2,0.5", "expected 0 < SLOW <= FAST"),
 ])
 def test_bad_training_arguments_are_refused_before_any_work(option, value, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
