@@ -71,6 +71,7 @@ def train(
     page_augment=0.0,
     loss="hinge",
     tempo_augment=None,
+    init_from=None,
 ):
     """Trains a retrieval model with the paper's schedule; resumes from `output_dir` if it holds a checkpoint.
 
@@ -106,6 +107,9 @@ def train(
             (`keras_asr.page_augment`: rotation, skew, ink, blur, contrast, binarisation, noise); 0: off.
         tempo_augment: None, or (slowest, fastest) tempo factors, e.g. (0.5, 2.0): each training excerpt is cut as
             if played that many times as fast, the factor drawn log-uniformly per pair (`PairPool.tempo_augment`).
+        init_from: a trained `RetrievalModel` or its `.keras` path to start from (`keras_asr.warm_start`: every
+            layer of the same name and shapes is copied, e.g. BL2-SC's sheet tower and audio convolutions into
+            BL2-LC+AT); applied to a fresh run only, a resumed run continues from its checkpoint.
         loss: a name of `keras_asr.losses.LOSSES` ("hinge": the paper's, "infonce") or a `keras.losses.Loss`;
             ignored when `model` comes compiled. A checkpoint resumes only with the loss it was trained with.
 
@@ -152,6 +156,10 @@ def train(
         initial_epoch = checkpoint.restore(model)
         if initial_epoch:
             print(f"Resuming from {checkpoint.directory} after epoch {initial_epoch}.")
+    if init_from is not None and not initial_epoch:
+        from keras_asr import warm_start
+
+        print(warm_start.warm_start(model, init_from).summary())
     cbs += [schedule]
     if checkpoint is not None:
         cbs.append(checkpoint)
@@ -284,6 +292,8 @@ def add_arguments(parser):
                              "cross-entropy (temperature 0.1)")
     parser.add_argument("--page-augment", type=_checked("float", minimum=0.0, at_most=1.0), default=0.0,
                         metavar="S", help="strength 0-1 of page degradations of training snippets (0: off)")
+    parser.add_argument("--init-from", default=None, metavar="MODEL.keras",
+                        help="start from a trained model's weights wherever names and shapes fit (a fresh run only)")
     parser.add_argument("--tempo-augment", type=_tempo_range, default=None, metavar="SLOW,FAST",
                         help="cut training excerpts as if played SLOW-FAST times as fast (log-uniform per pair), "
                              "e.g. 0.5,2 (default: off)")
@@ -329,6 +339,8 @@ def train_from_arguments(args):
     """Runs `train()` on parsed `add_arguments` arguments and prints a one-line summary."""
     context = int(args.context) if str(args.context).isdigit() else args.context
     resolve_context(context)  # a bad --context fails here, not after the data loaded
+    if args.init_from is not None and not os.path.isfile(args.init_from):
+        raise ValueError(f"No model file at {args.init_from!r} to start from (--init-from).")
     check_dataset(args.dataset, args.data_dir)
     os.makedirs(args.output, exist_ok=True)
     model, history = train(
@@ -338,7 +350,7 @@ def train_from_arguments(args):
         refinement_patience=args.refinement_patience, validation_pairs=args.validation_pairs,
         refine_pairs=args.refine_pairs, refine_sample=args.refine_sample, time_limit=args.time_limit,
         seed=args.seed, precision=args.precision, page_augment=args.page_augment, loss=args.loss,
-        tempo_augment=args.tempo_augment)
+        tempo_augment=args.tempo_augment, init_from=args.init_from)
     best = max(history, key=lambda h: h.get("val_mrr", -1)) if history else {}
     print(f"{model_name(model.frames, args.attention, args.head)}: {len(history)} epochs, best val MRR "
           f"{best.get('val_mrr', float('nan')):.4f} at epoch {best.get('epoch')}; saved {args.output}/model.keras")

@@ -284,6 +284,13 @@ def test_train_never_builds_a_missing_dataset(capsys, tmp_path):
 
 
 @pytest.mark.single_backend
+def test_train_refuses_a_missing_model_to_start_from(capsys, tmp_path):
+    one_line_error(capsys, "No model file at", "train", "--init-from", tmp_path / "missing.keras",
+                   "--output", tmp_path / "run")
+    assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.single_backend
 def test_damaged_model_files_say_so(tmp_path, model):
     truncated = tmp_path / "truncated.keras"
     truncated.write_bytes(open(model, "rb").read()[:5000])
