@@ -24,6 +24,8 @@ train_ds = keras_asr.data.PairPool.from_tfds("train", name="msmd/small").dataset
 ```
 """
 
+import re
+
 import numpy as np
 
 from keras_asr import sources
@@ -97,16 +99,26 @@ class PairPool:
         self._tf_tables = None
 
     @classmethod
-    def from_tfds(cls, split, name="msmd", data_dir=None, **kwargs):
+    def from_tfds(cls, split, name="msmd", data_dir=None, performances=None, **kwargs):
         """Loads a split of a TFDS dataset of an installed data source (`keras_asr.sources`) into a pool.
 
         Args:
             split: "train", "valid", "test", or any TFDS split string.
             name: builder and config, e.g. "msmd/small", "msmd/full", "msmd/msmd_v1_1".
             data_dir: TFDS data directory.
+            performances: None (all), or a regular expression: only the performances whose
+                `piece/performance` name it matches (`re.search`) join the pool, e.g. `"_FluidR3_GM-p0$"`.
             **kwargs: passed on to `tfds.load`.
+
+        Raises:
+            ValueError: `performances` matches none of the split's performances.
         """
-        return cls(sources.load_tfds(name, split, data_dir, **kwargs))
+        examples = sources.load_tfds(name, split, data_dir, **kwargs)
+        if performances is not None:
+            examples = list(filter_performances(examples, performances))
+            if not examples:
+                raise ValueError(f"No performance of {name} {split} matches {performances!r}.")
+        return cls(examples)
 
     def __len__(self):
         return len(self.pair_onset)
@@ -282,6 +294,14 @@ class PairPool:
         ds = tf.data.Dataset.from_tensor_slices(self.eval_indices(n).astype(np.int64))
         ds = ds.batch(batch_size)
         return ds.map(fixed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def filter_performances(examples, pattern):
+    """The examples whose `piece/performance` name `pattern` (a regular expression) matches (`re.search`)."""
+    compiled = re.compile(pattern)
+    for example in examples:
+        if compiled.search(f"{sources.field(example, 'piece')}/{sources.field(example, 'performance')}"):
+            yield example
 
 
 def _as_dict(example):

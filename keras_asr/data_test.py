@@ -155,3 +155,12 @@ def test_model_fit_consumes_pairs(pool):
     # The NumPy path feeds the same model without tf.data.
     batch = next(pool.batches(42, batch_size=16))
     assert model.predict_on_batch(batch).shape == (16, 4)
+
+
+@pytest.mark.single_backend
+def test_a_pool_of_some_performances_only(records):
+    kept = list(data.filter_performances(records, "_FluidR3_GM$"))
+    assert kept and len(kept) < len(records)
+    pool = data.PairPool(kept)
+    assert all(p.endswith("_FluidR3_GM") for p in pool.example_performance)
+    assert list(data.filter_performances(records, "no such sound")) == []

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import re
 
 import numpy as np
 
@@ -72,6 +73,7 @@ def train(
     loss="hinge",
     tempo_augment=None,
     init_from=None,
+    train_performances=None,
 ):
     """Trains a retrieval model with the paper's schedule; resumes from `output_dir` if it holds a checkpoint.
 
@@ -107,6 +109,9 @@ def train(
             (`keras_asr.page_augment`: rotation, skew, ink, blur, contrast, binarisation, noise); 0: off.
         tempo_augment: None, or (slowest, fastest) tempo factors, e.g. (0.5, 2.0): each training excerpt is cut as
             if played that many times as fast, the factor drawn log-uniformly per pair (`PairPool.tempo_augment`).
+        train_performances: None, or a regular expression: train only on the performances of `dataset`'s train
+            split whose `piece/performance` name it matches (an ablation on a subset of the renders, e.g. the dry
+            ones); the epoch stays `pairs_per_epoch` pairs.
         init_from: a trained `RetrievalModel` or its `.keras` path to start from (`keras_asr.warm_start`: every
             layer of the same name and shapes is copied, e.g. BL2-SC's sheet tower and audio convolutions into
             BL2-LC+AT); applied to a fresh run only, a resumed run continues from its checkpoint.
@@ -132,7 +137,11 @@ def train(
             raise ValueError(f"tempo_augment must be (slowest, fastest) with 0 < slowest <= fastest, got "
                              f"{tempo_augment!r}.")
     if train_pool is None:
-        train_pool = PairPool.from_tfds("train", name=dataset, data_dir=data_dir)
+        train_pool = PairPool.from_tfds("train", name=dataset, data_dir=data_dir, performances=train_performances)
+        if train_performances is not None:
+            print(f"Training on the {len(train_pool.example_performance)} performances of "
+                  f"{len(set(train_pool.example_piece))} pieces that match {train_performances!r} "
+                  f"({len(train_pool)} pairs).")
     train_pool.page_augment = page_augment
     train_pool.tempo_augment = tempo_augment
     if valid_pool is None:
@@ -292,12 +301,22 @@ def add_arguments(parser):
                              "cross-entropy (temperature 0.1)")
     parser.add_argument("--page-augment", type=_checked("float", minimum=0.0, at_most=1.0), default=0.0,
                         metavar="S", help="strength 0-1 of page degradations of training snippets (0: off)")
+    parser.add_argument("--train-performances", type=_regex, default=None, metavar="REGEX",
+                        help="train only on the performances whose PIECE/PERFORMANCE name matches (an ablation)")
     parser.add_argument("--init-from", default=None, metavar="MODEL.keras",
                         help="start from a trained model's weights wherever names and shapes fit (a fresh run only)")
     parser.add_argument("--tempo-augment", type=_tempo_range, default=None, metavar="SLOW,FAST",
                         help="cut training excerpts as if played SLOW-FAST times as fast (log-uniform per pair), "
                              "e.g. 0.5,2 (default: off)")
     return parser
+
+
+def _regex(text):
+    try:
+        re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"not a regular expression ({e}): {text!r}") from None
+    return text
 
 
 def _tempo_range(text):
@@ -350,7 +369,8 @@ def train_from_arguments(args):
         refinement_patience=args.refinement_patience, validation_pairs=args.validation_pairs,
         refine_pairs=args.refine_pairs, refine_sample=args.refine_sample, time_limit=args.time_limit,
         seed=args.seed, precision=args.precision, page_augment=args.page_augment, loss=args.loss,
-        tempo_augment=args.tempo_augment, init_from=args.init_from)
+        tempo_augment=args.tempo_augment, init_from=args.init_from,
+        train_performances=args.train_performances)
     best = max(history, key=lambda h: h.get("val_mrr", -1)) if history else {}
     print(f"{model_name(model.frames, args.attention, args.head)}: {len(history)} epochs, best val MRR "
           f"{best.get('val_mrr', float('nan')):.4f} at epoch {best.get('epoch')}; saved {args.output}/model.keras")

@@ -267,6 +267,7 @@ def test_ctrl_c_exits_130_and_leaves_the_previous_index(model, library, capsys, 
     ("--page-augment", "1.5", "expected at most 1.0"),
     ("--tempo-augment", "2", "expected SLOW,FAST"),
     ("--tempo-augment", "2,0.5", "expected 0 < SLOW <= FAST"),
+    ("--train-performances", "(FluidR3", "not a regular expression"),
 ])
 def test_bad_training_arguments_are_refused_before_any_work(option, value, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:

@@ -63,6 +63,28 @@ def test_train_resume_and_evaluate(data_dir, tmp_path, capsys):
     assert sorted(results["table3"]["BL2-16"]) == ["1.0", "2.0"]
 
 
+def test_an_ablation_trains_on_a_subset_of_the_renders_from_a_warm_start(data_dir, tmp_path, capsys):
+    from keras_asr import build_model
+    from keras_asr import saving
+
+    source = tmp_path / "source.keras"
+    saving.save_model(build_model(context=16), str(source))
+    everything = PairPool.from_tfds("train", name="msmd/small", data_dir=data_dir)
+    one_sound = PairPool.from_tfds("train", name="msmd/small", data_dir=data_dir, performances="_TimGM6mb$")
+    assert set(one_sound.example_performance) == {p for p in everything.example_performance if "TimGM6mb" in p}
+    assert 0 < len(one_sound) < len(everything)
+
+    args = ["train", *SHORT, "--data-dir", data_dir, "--epochs", "1", "--refine-pairs", "0"]
+    assert cli.main([*args, "--output", str(tmp_path / "run"), "--train-performances", "_TimGM6mb$",
+                     "--init-from", str(source)]) == 0
+    out = capsys.readouterr().out
+    assert f"Training on the {len(one_sound.example_performance)} performances" in out
+    assert "warm start: " in out and "CCA statistics copied; left as initialised: none" in out
+
+    assert cli.main([*args, "--output", str(tmp_path / "none"), "--train-performances", "Steinway"]) == 1
+    assert "No performance of msmd/small train matches 'Steinway'" in capsys.readouterr().err
+
+
 def test_evaluate_rejects_a_folder_without_a_model(data_dir, tmp_path, capsys):
     assert cli.main(["evaluate", "--data-dir", data_dir, "--run", f"X={tmp_path}"]) == 1
     assert "No model.keras" in capsys.readouterr().err
