@@ -107,7 +107,8 @@ class PairPool:
             name: builder and config, e.g. "msmd/small", "msmd/full", "msmd/msmd_v1_1".
             data_dir: TFDS data directory.
             performances: None (all), or a regular expression: only the performances whose
-                `piece/performance` name it matches (`re.search`) join the pool, e.g. `"_FluidR3_GM-p0$"`.
+                `piece/performance` name it matches (`re.search`) join the pool, e.g. `"-dry$"` (the varied corpus'
+                dry renders).
             **kwargs: passed on to `tfds.load`.
 
         Raises:
