@@ -21,6 +21,7 @@ import sys
 from keras_asr import evaluation
 from keras_asr import index_backends
 from keras_asr import training
+from keras_asr.geometry import SNIPPET_HOP
 
 PROG = "keras-asr"
 TOP_PIECES = 5  # pieces listed by `query`
@@ -57,7 +58,8 @@ def build_parser():
     _add_model_arguments(p, required=True)
     p.add_argument("scores", nargs="+", metavar="SCORE", help="page image, PDF or score file")
     _add_out_arguments(p)
-    p.add_argument("--hop", type=_positive_int, default=50, help="px of unrolled score between snippets (50)")
+    p.add_argument("--hop", type=_positive_int, default=SNIPPET_HOP,
+                   help=f"px of unrolled score between snippets ({SNIPPET_HOP})")
 
     p = commands.add_parser("query", help="identify the piece of a recording and locate its excerpts",
                             description="Cut evenly spaced excerpts from a recording (wav, flac, ogg, mp3), "
@@ -92,7 +94,8 @@ def build_parser():
     p.add_argument("--page", type=_positive_int, help="page (from 1)")
     p.add_argument("--system", type=_positive_int, help="system on the page (from 1)")
     p.add_argument("--x", type=float, help="snippet centre in px of the page (default: snippets every --hop px)")
-    p.add_argument("--hop", type=_positive_int, default=50, help="px between snippets of a region (50)")
+    p.add_argument("--hop", type=_positive_int, default=SNIPPET_HOP,
+                   help=f"px between snippets of a region ({SNIPPET_HOP})")
     p.add_argument("--top", type=_positive_int, default=25, help="excerpts retrieved per snippet (25)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
 

@@ -6,7 +6,8 @@ Training, evaluation, indexing and querying all read these numbers from here (SP
   (`audio.spectrogram`); an excerpt is `CONTEXTS[...]` frames centred on an onset frame;
 - sheet: pages scaled to 835 px wide, each staff system cut into a strip of 200 rows centred on it and the
   strips concatenated (`sheet.unroll`); a snippet is a 160 x 200 window of the strip centred on a notehead's
-  column, halved to 80 x 100 (`windows.snippets`); an index places one every 50 px;
+  column, halved to 80 x 100 (`windows.snippets`); an index places one every 25 px
+  (SPEC's 50 px measured worse at every tempo);
 - tempo: the ratios of the paper's Table 3.
 
 A saved model records `FRONT_END` (`RetrievalModel.get_config`), so that loading one trained on another
@@ -24,7 +25,7 @@ PAGE_WIDTH = 835
 STRIP_HEIGHT = 200
 SNIPPET_WINDOW = (160, 200)  # rows x columns cut from the strip
 SNIPPET_SHAPE = (SNIPPET_WINDOW[0] // 2, SNIPPET_WINDOW[1] // 2)  # what the sheet encoder sees
-SNIPPET_HOP = 50  # px between snippet centres in a piece-identification database
+SNIPPET_HOP = 25  # px between snippet centres in a piece-identification database (25 beat 50 at every tempo)
 
 TEMPO_RATIOS = (0.5, 0.66, 1.0, 1.33, 2.0)  # the paper's Table 3
 

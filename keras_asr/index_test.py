@@ -33,7 +33,7 @@ def library():
     snippets, queries, metadata = [], {}, {name: [] for name in ["piece", "page", "system", "page_x", "strip_x"]}
     for piece, path in PIECES.items():
         score = sheet.unroll([pages_lib.rasterize_svg(pages_lib.engrave_svg(path)[0])])
-        centres = sheet.snippet_centres(score.width)
+        centres = sheet.snippet_centres(score.width, hop=50)
         page, system, page_x = score.strip_to_page(centres)
         snippets.append(windows.snippets(score.strip, centres))
         queries[piece] = windows.snippets(score.strip, centres + QUERY_SHIFT)

@@ -45,7 +45,7 @@ def test_strip_to_page_round_trip(mazurka):
 def test_snippets(mazurka):
     _, _, score = mazurka
     centres = sheet.snippet_centres(score.width, hop=sheet.SNIPPET_HOP)
-    np.testing.assert_array_equal(np.diff(centres), 50)
+    np.testing.assert_array_equal(np.diff(centres), sheet.SNIPPET_HOP)
     snippets = windows.snippets(score.strip, centres)
     assert snippets.shape == (len(centres), 80, 100) and snippets.dtype == np.float32
     assert 0.0 <= snippets.min() and snippets.max() <= 1.0
