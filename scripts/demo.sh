@@ -12,6 +12,11 @@ out=outputs/demo
 model=${MODEL:-pretrained/varied_bl2_sc.keras}
 corpus="$out/tensorflow_datasets/downloads/msmd_offline_small"
 mkdir -p "$out"
+# TensorFlow 2.21 writes a few start-up lines from C++ before its logging is set up, whatever
+# TF_CPP_MIN_LOG_LEVEL says; they are dropped from the steps' output (stderr merged into it, in order).
+quiet() {
+  "$@" 2>&1 | { grep -v -E '^(WARNING: All log messages before absl::InitializeLog|I0000 |To enable the following instructions)' || true; }
+}
 
 echo "== 1. tfds build msmd --config small (offline corpus; resumable; ends with the corpus' alignment check)"
 # The builder's own progress bars and dataset summary go to a log; the pieces, the check and the total are shown.
@@ -23,11 +28,11 @@ grep -E '^\[[0-9]+/[0-9]+ |^alignment check|^corpus |generation completed|alread
 echo "(builder log: $out/tfds_build.log)"
 
 echo "== 2. a library of score PDFs and a recording of the test piece (held-out SoundFont)"
-python3 examples/demo_library.py "$corpus" "$out"
+quiet python3 examples/demo_library.py "$corpus" "$out"
 
 echo "== 3. keras-asr index (model: $model)"
-keras-asr index --model "$model" "$out"/library/*.pdf --out "$out/library.index"
+quiet keras-asr index --model "$model" "$out"/library/*.pdf --out "$out/library.index"
 
 echo "== 4. keras-asr query: which piece is playing, and where?"
-keras-asr query --index "$out/library.index" "$out"/*.wav --plot "$out/query.png" --video "$out/follow.mp4"
+quiet keras-asr query --index "$out/library.index" "$out"/*.wav --plot "$out/query.png" --video "$out/follow.mp4"
 echo "== done: the path through the score is drawn in $out/query.png; the score-following video is $out/follow.mp4"
