@@ -2,8 +2,8 @@
 
 The retrieval end of the data flow. A sheet-side index holds one embedding per sheet snippet (one every
 `geometry.SNIPPET_HOP` px of unrolled score) with where it came from (piece, page, system, x on the page and on
-the strip); an audio-side index holds one per audio excerpt (piece, recording, time in seconds). Embeddings are unit vectors,
-so cosine similarity is a dot product. The index remembers which model made its embeddings: embeddings of
+the strip); an audio-side index holds one per audio excerpt (piece, recording, time in seconds). Embeddings are
+unit vectors, so cosine similarity is a dot product. The index remembers which model made its embeddings: embeddings of
 different models live in different spaces, so loading an index for another model is an error. On disk an index
 is a folder (`SnippetIndex.save`, `SnippetIndex.load`); its format and checked, atomic I/O are `index_folder`'s,
 whose names (`read_header`, `NotAnIndexError`, ...) are re-exported here.

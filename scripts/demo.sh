@@ -15,7 +15,8 @@ mkdir -p "$out"
 # TensorFlow 2.21 writes a few start-up lines from C++ before its logging is set up, whatever
 # TF_CPP_MIN_LOG_LEVEL says; they are dropped from the steps' output (stderr merged into it, in order).
 quiet() {
-  "$@" 2>&1 | { grep -v -E '^(WARNING: All log messages before absl::InitializeLog|I0000 |To enable the following instructions)' || true; }
+  local startup='^(WARNING: All log messages before absl::InitializeLog|I0000 |To enable the following instructions)'
+  "$@" 2>&1 | { grep -v -E "$startup" || true; }
 }
 
 echo "== 1. tfds build msmd --config small (offline corpus; resumable; ends with the corpus' alignment check)"
