@@ -107,10 +107,10 @@ def test_query_timeline_names_the_measures_of_a_score_file(library, attention_mo
                          "--excerpts", 12, "--json")
     assert code == 0, err
     timeline = json.loads(out)["timeline"]
-    # Snippets in the stretch before a system's first measure (clef, key) have no number; the rest do, and the
-    # path never goes back, so neither do the measures.
-    bars = [int(entry["measure"]) for entry in timeline if "measure" in entry]
-    assert len(bars) >= len(timeline) // 2 and bars == sorted(bars) and bars[-1] <= 12
+    assert len(timeline) == 12 and set(timeline[0]) == {"time", "page", "system", "x", "measure"}
+    # Every entry names its measure; the path never goes back, so neither do the measures.
+    bars = [int(entry["measure"]) for entry in timeline]
+    assert bars == sorted(bars) and bars[-1] <= 12
 
 
 def test_query_video_follows_the_recording_with_its_sound(library, sheet_index, capsys, tmp_path):  # noqa: F811
