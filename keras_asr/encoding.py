@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from keras_asr import index as index_lib
+from keras_asr import windows
 
 BATCH_SIZE = 64
 
@@ -37,8 +38,9 @@ class Encoders:
         source: `{"model": path}` or `{"saved_model": directory}`, as recorded in an index.
     """
 
-    def __init__(self, embed_sheet, embed_audio, frames, weights, source, attention=None):
+    def __init__(self, embed_sheet, embed_audio, frames, weights, source, attention=None, sliding=None):
         self._embed_sheet = embed_sheet
+        self._sliding = sliding
         self._embed_audio = embed_audio
         self._attention = attention
         self.frames = int(frames)
@@ -54,6 +56,22 @@ class Encoders:
     def sheet(self, snippets):
         """(n, 80, 100) snippets -> (n, 32) unit embeddings."""
         return _batched(self._embed_sheet, snippets)
+
+    def sheet_at(self, strip, x):
+        """(k,) snippet centres of an unrolled score's strip -> (k, 32) unit embeddings.
+
+        A `.keras` model of the paper's architecture embeds them in passes over the whole strip
+        (`SlidingSheetEncoder`) where that is less work than snippet by snippet (snippets every 16 or 32 px;
+        not at 25 px, whose centres fall on 32 different offsets of the pass); otherwise, and for a SavedModel,
+        each snippet is cut (`windows.snippets`) and embedded alone.
+        """
+        if self.uses_sliding(x):
+            return self._sliding(strip, x)
+        return self.sheet(windows.snippets(strip, x))
+
+    def uses_sliding(self, x):
+        """Whether `sheet_at` embeds the snippets at centres `x` in passes over the strip."""
+        return self._sliding is not None and len(x) > 0 and self._sliding.cost(x) < len(x)
 
     def audio(self, excerpts):
         """(n, 92, frames) spectrogram excerpts -> (n, 32) unit embeddings."""
@@ -86,6 +104,7 @@ def load_encoders(model=None, saved_model=None):
 def _keras_encoders(path):
     import keras
 
+    from keras_asr.models.sliding_sheet_encoder import SlidingSheetEncoder
     from keras_asr.saving import load_model
 
     path = os.path.abspath(path)
@@ -104,6 +123,7 @@ def _keras_encoders(path):
         weights=[keras.ops.convert_to_numpy(w) for encoder in (sheet_encoder, audio_encoder) for w in encoder.weights],
         source={"model": path},
         attention=None if attention is None else attention.predict_on_batch,
+        sliding=SlidingSheetEncoder(model) if SlidingSheetEncoder.supports(model) else None,
     )
 
 

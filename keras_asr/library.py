@@ -69,7 +69,7 @@ def add_score(index, encoders, piece, score, spans=None, hop=sheet.SNIPPET_HOP):
     centres = sheet.snippet_centres(score.width, hop)
     page, system, page_x = score.strip_to_page(centres)
     index.add(
-        encoders.sheet(windows.snippets(score.strip, centres)),
+        encoders.sheet_at(score.strip, centres),
         piece=[piece] * len(centres), page=page, system=system, page_x=page_x, strip_x=centres,
         measure=measures.numbers_at(score, spans, centres),
     )

@@ -102,6 +102,23 @@ def original_model(tmp_path_factory):
     return str(path)
 
 
+def test_sheet_at_passes_over_the_strip_on_a_dense_grid_and_cuts_snippets_otherwise(library, attention_model):
+    from_keras = encoding.load_encoders(model=attention_model[0])
+    from_export = encoding.load_encoders(saved_model=attention_model[1])
+    strip = sheet.unroll(sheet.load_pages(library[0]["bwv153-1"])).strip
+    dense, sparse = (sheet.snippet_centres(strip.shape[1], hop) for hop in (16, 25))
+    # 16 px: two passes over the strip are less work than a window each; 25 px: 32 passes would be more.
+    assert from_keras.uses_sliding(dense) and not from_keras.uses_sliding(sparse)
+    assert not from_export.uses_sliding(dense)  # a SavedModel has only the per-snippet signature
+    np.testing.assert_allclose(from_keras.sheet_at(strip, sparse),
+                               from_keras.sheet(windows.snippets(strip, sparse)), atol=1e-5)
+    np.testing.assert_allclose(from_export.sheet_at(strip, dense),
+                               from_export.sheet(windows.snippets(strip, dense)), atol=1e-5)
+    embeddings = from_keras.sheet_at(strip, dense)
+    assert embeddings.shape == (len(dense), 32)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+
+
 def test_keras_model_and_its_saved_model_export_embed_alike_with_one_model_id(library, attention_model):
     from_keras = encoding.load_encoders(model=attention_model[0])
     from_export = encoding.load_encoders(saved_model=attention_model[1])

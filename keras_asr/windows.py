@@ -142,6 +142,56 @@ def halve(window):
     return downscale_local_mean(window, (1, 2, 2))
 
 
+def sliding_tiles(strip, x, stride, margin, outputs_per_tile=56):
+    """Tiles of the halved strip from which a fully convolutional sheet encoder embeds the snippets at `x`.
+
+    A snippet's window (`snippet_grid` at scale 1, no shift) starts at column round(x) - 100. An encoder whose
+    outputs step `stride` strip columns sees, in one pass over a strip, every window that starts a multiple of
+    `stride` from its first; snippets whose starts differ by other amounts need passes over the strip shifted
+    by that residue. Each pass is cut into tiles of `outputs_per_tile` windows plus `margin` columns of context
+    on either side (at least the encoder's reach beyond a window), so that every output sees what a pass over
+    the whole, white-extended strip would: the result does not depend on the tiling or the strip's length.
+    Like `snippets`, the strip is white past its ends.
+
+    Args:
+        strip: (STRIP_HEIGHT, width) unrolled score, uint8 (white 255) or float (white 1).
+        x: (k,) snippet centres (strip columns, rounded half to even as `snippets` does).
+        stride: strip columns between the encoder's outputs (even).
+        margin: strip columns of context each side of a tile's windows (a multiple of `stride`).
+        outputs_per_tile: windows per tile.
+
+    Returns:
+        (tiles, slots): float32 tiles (t, 80, w) in [0, 1], white = 1, and (k,) int64 slots: snippet i is
+        output `slots[i] % outputs_per_tile` of tile `slots[i] // outputs_per_tile` (counting from the
+        first window after the margin).
+    """
+    strip = np.asarray(strip)
+    white = 255.0 if strip.dtype == np.uint8 else 1.0
+    rows, cols = SNIPPET_WINDOW
+    if stride % 2 or margin % stride:
+        raise ValueError(f"stride must be even and margin a multiple of it; got {stride}, {margin}.")
+    starts = np.round(np.atleast_1d(np.asarray(x, np.float64))).astype(np.int64) - cols // 2
+    top = (STRIP_HEIGHT - rows) // 2
+    span = (outputs_per_tile - 1) * stride + cols + 2 * margin  # strip columns of one tile
+    tiles, slots = [], np.empty(len(starts), np.int64)
+    for residue in np.unique(starts % stride):
+        members = np.flatnonzero(starts % stride == residue)
+        first = starts[members].min()
+        position = (starts[members] - first) // stride  # output number in this pass
+        count = -(-(position.max() + 1) // outputs_per_tile)
+        left = first - margin
+        width = (count - 1) * outputs_per_tile * stride + span
+        columns = np.arange(left, left + width)
+        inside = (columns >= 0) & (columns < strip.shape[1])
+        band = np.full((rows, width), white, np.float32)
+        band[:, inside] = strip[top:top + rows, columns[inside]]
+        band = halve(band[None])[0] / white
+        step = outputs_per_tile * stride // 2
+        slots[members] = len(tiles) * outputs_per_tile + position
+        tiles.extend(band[:, t * step:t * step + span // 2] for t in range(count))
+    return np.stack(tiles) if tiles else np.zeros((0, rows // 2, 0), np.float32), slots
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # TensorFlow twins, for `tf.data` (the pixel and frame reads are the caller's: they index its flat tables)
 

@@ -110,3 +110,22 @@ def test_an_excerpt_cut_at_factor_two_resembles_the_music_rendered_twice_as_fast
     plain = correlation(windows.excerpts(one.spectrogram, one.onset_frames, 42), fast)
     cut = correlation(windows.excerpts(one.spectrogram, one.onset_frames, 42, rate=np.full(n, 2.0)), fast)
     assert n >= 5 and cut.min() > 0.85 and plain.max() < 0.8, (plain, cut)
+
+
+def test_sliding_tiles_hold_every_snippet_window_at_its_slot(record):
+    # Centres every 16 px (two residues of a 32 px stride) and a few off the grid, from before the strip's
+    # start to past its end: each window, read back from its tile, is the snippet `snippets` cuts.
+    width = record.strip.shape[1]
+    x = np.concatenate([np.arange(-40, width + 60, 16), [3, 101, width // 2 + 7]])
+    stride, margin, per_tile = 32, 64, 5
+    tiles, slots = windows.sliding_tiles(record.strip, x, stride, margin, per_tile)
+    assert tiles.shape[1:] == (80, ((per_tile - 1) * stride + 200 + 2 * margin) // 2)
+    assert len(set(slots.tolist())) == len(x)  # no two snippets share an output
+    expected = windows.snippets(record.strip, x)
+    for snippet, slot in zip(expected, slots):
+        start = (margin + (slot % per_tile) * stride) // 2
+        np.testing.assert_allclose(tiles[slot // per_tile][:, start:start + 100], snippet, atol=1e-6)
+    # Four residues of the x's mod 32 beyond the grid ones: one pass each.
+    assert len(tiles) >= len(np.unique(np.round(x) % stride))
+    with pytest.raises(ValueError, match="multiple"):
+        windows.sliding_tiles(record.strip, x, 32, 40)
