@@ -135,8 +135,9 @@ def noise_spectrograms(count, seed):
     return specs
 
 
-def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed, open_set, noise, smooth, log):
-    encoders = encoding.load_encoders(model=model_path)
+def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed, open_set, noise, smooth, log,
+             sliding=True, rates=(1.0,)):
+    encoders = encoding.load_encoders(model=model_path, sliding=sliding)
     pieces = test_pieces(root, split)
     t0 = time.time()
     index, scores, heads = build_database(root, pieces, encoders, hop)
@@ -155,9 +156,7 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
             if clip.shape[1] < encoders.frames:
                 continue
             start = time.time()
-            starts, queries = identification.embed_excerpts(encoders, clip, excerpts)
-            embedded = time.time()
-            result = identification.match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth)
+            result = identification.identify(index, encoders, clip, excerpts, k, sequences, rates, smooth)
             done = time.time()
             ranked = [p["piece"] for p in result["pieces"]]
             by_votes = [p["piece"] for p in sorted(result["pieces"], key=lambda p: -p["votes"])]
@@ -165,8 +164,11 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
             # SPEC's answer: each excerpt's nearest snippet, wherever it lies.
             nearest = [{**e["hits"][0], "time": t["time"]} for e, t in zip(result["excerpts"], result["timeline"])]
             vote_errors = localisation_errors(result, scores[piece], heads[piece], performance, offset, nearest)
-            # The path's own snippet centres, before the line fit (`--smooth 0`).
+            # The path's own snippet centres, before the line fit (`--smooth 0`), from the winning rate's excerpts.
+            starts, queries = identification.embed_excerpts(encoders, clip, excerpts, result["rate"])
+            embedded = time.time()
             raw = identification.match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth=0)
+            matched = time.time()
             raw_errors = localisation_errors(raw, scores[piece], heads[piece], performance, offset)
             row = {"piece": piece, "rank": ranked.index(piece) + 1, "vote_rank": by_votes.index(piece) + 1,
                    "answered": result["match"]["piece"], "confidence": result["match"]["confidence"],
@@ -174,10 +176,10 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
                    "median_error": float(np.median(errors)) if errors else float("inf"),
                    "nearest_within": float(np.mean(np.asarray(vote_errors) <= WITHIN_PX)) if vote_errors else 0.0,
                    "raw_within": float(np.mean(np.asarray(raw_errors) <= WITHIN_PX)) if raw_errors else 0.0,
-                   "match_s": done - embedded, "identify_s": done - start}
+                   "rate": result["rate"], "match_s": matched - embedded, "identify_s": done - start}
             if open_set and ratio == 1.0:
-                unknown = identification.match_excerpts(subset(index, index.metadata["piece"] != piece), queries,
-                                                   starts, encoders.frames, k)
+                unknown = identification.identify(subset(index, index.metadata["piece"] != piece), encoders, clip,
+                                                  excerpts, k, rates=rates)
                 row["open_set_answered"] = unknown["match"]["piece"]
                 row["open_set_confidence"] = unknown["match"]["confidence"]
             rows.append(row)
@@ -187,8 +189,7 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
     if noise:
         answered = []
         for spec in noise_spectrograms(noise, seed):
-            starts, queries = identification.embed_excerpts(encoders, spec, excerpts)
-            answered.append(identification.match_excerpts(index, queries, starts, encoders.frames, k, sequences)["match"])
+            answered.append(identification.identify(index, encoders, spec, excerpts, k, sequences, rates)["match"])
         report["noise"] = {"queries": len(answered),
                            "withheld": float(np.mean([m["piece"] is None for m in answered])),
                            "confidence": [m["confidence"] for m in answered]}
@@ -264,6 +265,10 @@ def main(argv=None):
     parser.add_argument("--tempo", type=float, nargs="+", default=[1.0, 0.5, 2.0])
     parser.add_argument("--soundfont", default="MuseScore_General")
     parser.add_argument("--hop", type=int, default=sheet.SNIPPET_HOP)
+    parser.add_argument("--no-sliding", action="store_true",
+                        help="embed every index snippet alone, never in passes over the strip (Encoders.sheet_at)")
+    parser.add_argument("--query-rates", type=float, nargs="+", default=[1.0],
+                        help="tempo search of each query (identify's rates), e.g. 0.5 0.71 1 1.41 2")
     parser.add_argument("--excerpts", type=int, default=100)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--smooth", type=int, default=identification.SMOOTH_EXCERPTS,
@@ -287,11 +292,13 @@ def main(argv=None):
     reports = []
     for model in args.model:
         reports.append(evaluate(args.corpus, args.split, model, args.tempo, args.soundfont, args.hop, args.excerpts,
-                                args.top, args.seed, not args.no_open_set, args.noise, args.smooth, log))
+                                args.top, args.seed, not args.no_open_set, args.noise, args.smooth, log,
+                                sliding=not args.no_sliding, rates=tuple(args.query_rates)))
         if args.out:  # after every model, so that a long run keeps what it has measured
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
             with open(args.out, "w") as f:
                 json.dump({"corpus": os.path.abspath(args.corpus), "split": args.split, "hop": args.hop,
+                           "sliding": not args.no_sliding, "query_rates": args.query_rates,
                            "smooth": args.smooth, "tempo": args.tempo, "seed": args.seed,
                            "excerpts": args.excerpts, "seconds": CLIP_SECONDS, "reports": reports}, f, indent=1)
     print(markdown_table(reports))

@@ -21,6 +21,7 @@ import sys
 from keras_asr import evaluation
 from keras_asr import index_backends
 from keras_asr import training
+from keras_asr.geometry import QUERY_RATES
 from keras_asr.geometry import SNIPPET_HOP
 
 PROG = "keras-asr"
@@ -70,6 +71,10 @@ def build_parser():
     _add_model_arguments(p, required=False)
     p.add_argument("--excerpts", type=_positive_int, default=100, help="evenly spaced excerpts (100)")
     p.add_argument("--top", type=_positive_int, default=25, help="snippets retrieved per excerpt (25)")
+    p.add_argument("--rates", type=_positive_float, nargs="+", default=list(QUERY_RATES), metavar="R",
+                   help="tempo search: the excerpts are also cut as if the recording played R times as fast, and "
+                        "the rate whose best path scores highest answers (default: "
+                        f"{' '.join(map(str, QUERY_RATES))}; --rates 1 turns it off)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--plot", metavar="FILE", help="draw the path through the best piece's pages (PNG, PDF, SVG)")
     p.add_argument("--video", metavar="FILE", help="write a score-following video with the recording's sound (.mp4; "
@@ -116,6 +121,13 @@ def build_parser():
     p.add_argument("params", help="the original parameter file (.pkl)")
     p.add_argument("output", help="the .keras file to write")
     return parser
+
+
+def _positive_float(text):
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
 
 
 def _positive_int(text):
@@ -169,7 +181,8 @@ def _query(args):
 
     index, collection, encoders = retrieval.load_index(args.index, args.model, args.saved_model, kind="sheet")
     spec = recordings.load_spectrogram(args.audio, encoders.frames)
-    result = identification.identify(index, encoders, spec, excerpts=args.excerpts, k=args.top)
+    result = identification.identify(index, encoders, spec, excerpts=args.excerpts, k=args.top,
+                                     rates=tuple(args.rates))
     status = None
     if args.plot:
         try:
@@ -191,7 +204,8 @@ def _query(args):
             status = 1
     if args.json:
         output = {"audio": os.path.abspath(args.audio), "index": os.path.abspath(args.index),
-                  "model_id": encoders.model_id, "match": result["match"], "pieces": result["pieces"],
+                  "model_id": encoders.model_id, "match": result["match"], "rate": result["rate"],
+                  "pieces": result["pieces"],
                   "timeline": result["timeline"], "excerpts": result["excerpts"]}
         print(json.dumps(output, indent=2))
         return status
@@ -201,6 +215,9 @@ def _query(args):
     else:
         print(f"No clear match (best guess {pieces[0]['piece']}, confidence {match['confidence']:.2f}): the "
               "recording may not be in the index, or hold no music.")
+    if len(args.rates) > 1:
+        print(f"Tempo: the excerpts fit best read at x{result['rate']:g} speed (the recording plays at about "
+              f"{1 / result['rate']:.2g} times the tempo of the scores as the model learnt them)")
     print(f"Pieces, by their best path through the score ({len(result['excerpts'])} excerpts in time order; "
           f"score: mean hub-normalised similarity; votes: the {args.top} nearest snippets of each excerpt):")
     for rank, entry in enumerate(pieces[:TOP_PIECES], 1):

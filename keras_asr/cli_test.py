@@ -15,6 +15,7 @@ from keras_asr import audio
 from keras_asr import cli
 from keras_asr import index as index_lib
 from keras_asr import retrieval
+from keras_asr.geometry import QUERY_RATES
 from keras_asr.retrieval_test import ORIGINAL_PARAMS
 from keras_asr.retrieval_test import attention_model  # noqa: F401 (session fixtures shared with this module)
 from keras_asr.retrieval_test import library  # noqa: F401
@@ -81,7 +82,8 @@ def test_query_json_lists_ranked_pieces_and_excerpt_locations(library, sheet_ind
                          "--top", 4, "--json", "--plot", plot)
     assert code == 0, err
     result = json.loads(out)
-    assert set(result) == {"audio", "index", "model_id", "match", "pieces", "timeline", "excerpts"}
+    assert set(result) == {"audio", "index", "model_id", "match", "rate", "pieces", "timeline", "excerpts"}
+    assert result["rate"] in QUERY_RATES  # the tempo search is on by default
     assert len(result["timeline"]) == 12 and {"time", "page", "system", "x"} <= set(result["timeline"][0])
     assert {entry["piece"] for entry in result["pieces"]} <= set(library[0])
     assert sum(entry["votes"] for entry in result["pieces"]) == 12 * 4
@@ -131,10 +133,18 @@ def test_query_text_output(library, sheet_index, capsys):  # noqa: F811
     code, out, _ = run(capsys, "query", "--index", sheet_index, library[1]["bwv269"], "--excerpts", 5, "--top", 3)
     lines = out.splitlines()
     assert code == 0 and (lines[0].startswith("Playing: ") or lines[0].startswith("No clear match"))
-    assert lines[1].startswith("Pieces, by their best path through the score (5 excerpts in time order;")
-    assert [line.strip()[:3] for line in lines[2:5]] == ["1. ", "2. ", "3. "] and "votes" in lines[2]
-    assert lines[5].startswith("Where it") and len(lines) == 6 + 5
+    assert lines[1].startswith("Tempo: the excerpts fit best read at x")
+    assert lines[2].startswith("Pieces, by their best path through the score (5 excerpts in time order;")
+    assert [line.strip()[:3] for line in lines[3:6]] == ["1. ", "2. ", "3. "] and "votes" in lines[3]
+    assert lines[6].startswith("Where it") and len(lines) == 7 + 5
     assert lines[-1].strip().endswith(tuple("0123456789")) and "page 1 system" in lines[-1]
+    # Without the tempo search there is no tempo line; a rate must be a positive number.
+    code, out, _ = run(capsys, "query", "--index", sheet_index, library[1]["bwv269"], "--excerpts", 5, "--top", 3,
+                       "--rates", 1)
+    assert code == 0 and out.splitlines()[1].startswith("Pieces, by their best path")
+    with pytest.raises(SystemExit):
+        cli.main(["query", "--index", str(sheet_index), library[1]["bwv269"], "--rates", "0"])
+    assert "expected a positive number, got 0" in capsys.readouterr().err
 
 
 def test_saved_model_queries_an_index_built_from_the_keras_model(library, attention_model, sheet_index,  # noqa: F811

@@ -88,8 +88,11 @@ def _batched(fn, inputs):
     return np.concatenate(outputs) if outputs else np.zeros((0, 32), np.float32)
 
 
-def load_encoders(model=None, saved_model=None):
+def load_encoders(model=None, saved_model=None, sliding=True):
     """Loads the encoders of a `.keras` model or of a SavedModel export directory (exactly one of the two).
+
+    `sliding=False` makes `Encoders.sheet_at` embed every snippet alone (for comparisons; the default passes
+    over whole strips where that is less work).
 
     Raises:
         RetrievalError: no model given, or the file cannot be loaded as a keras-asr model.
@@ -97,11 +100,11 @@ def load_encoders(model=None, saved_model=None):
     if (model is None) == (saved_model is None):
         raise RetrievalError("Give exactly one model: a .keras file (--model) or a SavedModel export (--saved-model).")
     if model is not None:
-        return _keras_encoders(model)
+        return _keras_encoders(model, sliding)
     return _saved_model_encoders(saved_model)
 
 
-def _keras_encoders(path):
+def _keras_encoders(path, sliding=True):
     import keras
 
     from keras_asr.models.sliding_sheet_encoder import SlidingSheetEncoder
@@ -123,7 +126,7 @@ def _keras_encoders(path):
         weights=[keras.ops.convert_to_numpy(w) for encoder in (sheet_encoder, audio_encoder) for w in encoder.weights],
         source={"model": path},
         attention=None if attention is None else attention.predict_on_batch,
-        sliding=SlidingSheetEncoder(model) if SlidingSheetEncoder.supports(model) else None,
+        sliding=SlidingSheetEncoder(model) if sliding and SlidingSheetEncoder.supports(model) else None,
     )
 
 

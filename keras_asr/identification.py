@@ -23,6 +23,7 @@ from keras_asr import audio as audio_lib
 from keras_asr import index as index_lib
 from keras_asr import matching
 from keras_asr import windows
+from keras_asr.geometry import QUERY_RATES  # noqa: F401 (the tempo search's rates, named here for callers)
 from keras_asr.geometry import SNIPPET_HOP
 from keras_asr.recordings import excerpt_starts
 
@@ -36,7 +37,8 @@ NO_MATCH_Z = 2.0
 SMOOTH_EXCERPTS = 4
 
 
-def identify(index, encoders, spec, excerpts=100, k=25, sequences=None):
+
+def identify(index, encoders, spec, excerpts=100, k=25, sequences=None, rates=(1.0,), smooth=SMOOTH_EXCERPTS):
     """Identifies the piece of a recording and follows it through the score.
 
     Evenly spaced excerpts of the recording are embedded; each piece is scored by its best monotone path
@@ -52,23 +54,47 @@ def identify(index, encoders, spec, excerpts=100, k=25, sequences=None):
         excerpts: number of evenly spaced excerpts.
         k: snippets retrieved per excerpt.
         sequences: the index's `matching.PieceSequences`, to reuse across queries (made here if None).
+        rates: tempo search: the excerpts are cut as if the recording were played `rate` times as fast
+            (`windows.excerpts`; 2 turns a performance at half the score's tempo into one at its tempo), once
+            per rate, and the rate whose best path scores highest gives the answer (`QUERY_RATES`: 0.5-2).
+        smooth: half-width in excerpts of the line fitted through the path's positions.
 
     Returns:
         A dict: "pieces", [{"piece", "score", "votes"}] best path first; "match", {"piece" (None when no piece
         is clearly ahead), "confidence" in [0, 1], "margin"}; "timeline", one {"time", "page", "system", "x"}
         per excerpt (centre time in seconds; page and system from 1) along the best piece's path; "excerpts",
         one dict per excerpt with "start", "end" and "hits", its k nearest snippets [{"piece", "page",
-        "system", "x", "score"}]; "starts", the first frame of each excerpt, and "frames", their length.
+        "system", "x", "score"}]; "starts", the first frame of each excerpt, and "frames", their length;
+        "rate", the tempo search's rate that won (an excerpt's "start" and "end" are the span of the recording
+        it read at that rate).
     """
-    starts, queries = embed_excerpts(encoders, spec, excerpts)
-    return match_excerpts(index, queries, starts, encoders.frames, k, sequences)
+    if sequences is None:
+        sequences = matching.PieceSequences(index.metadata["piece"], index.metadata["strip_x"])
+    best = None
+    for rate in rates:
+        starts, queries = embed_excerpts(encoders, spec, excerpts, rate)
+        result = match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth) | {"rate": rate}
+        for excerpt, start in zip(result["excerpts"], starts):  # the recording's span the excerpt read
+            centre, half = start + encoders.frames // 2, encoders.frames * rate / 2
+            excerpt["start"], excerpt["end"] = (max(centre - half, 0) / audio_lib.FPS,
+                                                min(centre + half, spec.shape[1]) / audio_lib.FPS)
+        if best is None or result["pieces"][0]["score"] > best["pieces"][0]["score"]:
+            best = result
+    return best
 
 
-def embed_excerpts(encoders, spec, count):
+def embed_excerpts(encoders, spec, count, rate=1.0):
     """(starts, (n, 32) embeddings) of up to `count` evenly spaced excerpts of a spectrogram: what `identify`
-    matches, for callers that match the same excerpts more than once (`match_excerpts`)."""
-    starts = excerpt_starts(spec.shape[1], encoders.frames, count)
-    return starts, encoders.audio(windows.excerpts(spec, starts + encoders.frames // 2, encoders.frames))
+    matches, for callers that match the same excerpts more than once (`match_excerpts`).
+
+    With `rate` != 1 each excerpt covers `rate` times its frames of the recording (`windows.excerpts`), centred
+    where the excerpt of `encoders.frames` frames starting at `starts` would be.
+    """
+    frames = encoders.frames
+    span = min(int(np.ceil(frames * rate)), spec.shape[1])  # recording frames an excerpt reads
+    centres = excerpt_starts(spec.shape[1], span, count) + span // 2
+    cut = windows.excerpts(spec, centres, frames, None if rate == 1 else np.full(len(centres), float(rate)))
+    return centres - frames // 2, encoders.audio(cut)
 
 
 def match_excerpts(index, queries, starts, frames, k=25, sequences=None, smooth=SMOOTH_EXCERPTS):

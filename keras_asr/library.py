@@ -38,7 +38,7 @@ def index_scores(encoders, paths, hop=sheet.SNIPPET_HOP, log=None):
     Args:
         encoders: an `Encoders`.
         paths: page images, PDFs or score files; each is one piece, named after its file.
-        hop: px of unrolled score between snippet centres (`SNIPPET_HOP`, 25; SPEC: 50).
+        hop: px of unrolled score between snippet centres (`SNIPPET_HOP`, 16; SPEC: 50).
         log: optional callable taking one progress line.
 
     Returns:

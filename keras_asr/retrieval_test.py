@@ -31,6 +31,8 @@ pytestmark = pytest.mark.single_backend
 CHORALES = ("bach/bwv269.mxl", "bach/bwv347.mxl", "bach/bwv153.1.mxl")
 MEASURES = 8  # 13-16 s of audio, one or two systems each
 SOUNDFONT = "/usr/share/sounds/sf3/MuseScore_General.sf3"
+# A trained model, where a test needs one that tells music apart (committed in pretrained/).
+SHIPPED_MODEL = os.path.join(os.path.dirname(__file__), os.pardir, "pretrained", "varied_bl2_sc.keras")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ORIGINAL_PARAMS = os.environ.get("KERAS_ASR_ORIGINAL_PARAMS") or os.path.normpath(
     os.path.join(REPO_ROOT, os.pardir, "shared", "pretrained", pretrained.ORIGINAL_PARAMS_FILE))
@@ -229,6 +231,28 @@ def test_sheet_queries_select_a_snippet_a_system_a_page_or_a_crop(library, tmp_p
     assert crop_positions == [None] * len(crop_snippets) and 6 <= len(crop_snippets) <= 10
     reference = windows.snippets(score.strip, [175])[0]
     assert np.abs(crop_snippets[3] - reference).mean() < 0.05
+
+
+def test_the_tempo_search_cuts_a_slow_recording_back_to_the_score_tempo(library, tmp_path):
+    # bwv269 rendered at half its tempo: cut as if played twice as fast (rate 2), its excerpts hold the music
+    # the model learnt at the written tempo, and the best path scores higher than at rate 1.
+    from tfds_msmd.corpus import sources
+
+    encoders = encoding.load_encoders(model=SHIPPED_MODEL)
+    sheet_index, _, _ = library_lib.index_scores(encoders, list(library[0].values()))
+    slow = sources.load_score(sources.Source("bwv269", CHORALES[0], MEASURES)).augmentOrDiminish(2)
+    wav = tmp_path / "bwv269_slow.wav"
+    soundfile.write(wav, audio.synthesize(slow.write("midi", tmp_path / "slow.mid"), SOUNDFONT), audio.SAMPLE_RATE)
+    spec = recordings.load_spectrogram(wav, encoders.frames)
+    plain = identification.identify(sheet_index, encoders, spec, excerpts=50, k=5)
+    searched = identification.identify(sheet_index, encoders, spec, excerpts=50, k=5,
+                                       rates=identification.QUERY_RATES)
+    assert plain["rate"] == 1.0 and searched["rate"] == 2.0
+    assert searched["match"]["piece"] == "bwv269"
+    assert searched["pieces"][0]["score"] > plain["pieces"][0]["score"] + 0.1
+    # The timeline still gives the recording's own times: excerpt centres, 50 of them over its length.
+    times = [entry["time"] for entry in searched["timeline"]]
+    assert len(times) == 50 and times == sorted(times) and times[-1] < spec.shape[1] / audio.FPS
 
 
 def test_identify_and_locate_return_ranked_results_with_positions(library, attention_model):

@@ -37,7 +37,8 @@ class SlidingSheetEncoder:
     """The sheet embedding (tower -> CCA -> L2) of a trained `RetrievalModel` over whole strips.
 
     Args:
-        model: a `RetrievalModel` whose sheet tower is a `SheetEncoder` (`supports(model)`).
+        model: a `RetrievalModel` whose sheet tower is a `SheetEncoder` (BL2 or BL1; `supports` says which
+            the application uses it for).
         outputs_per_tile: windows embedded per tile (bounds memory; the result does not depend on it).
         batch_size: tiles per forward pass.
 
@@ -48,7 +49,7 @@ class SlidingSheetEncoder:
     """
 
     def __init__(self, model, outputs_per_tile=56, batch_size=8):
-        if not self.supports(model):
+        if not isinstance(getattr(model, "sheet_tower", None), SheetEncoder):
             raise ValueError("SlidingSheetEncoder needs a RetrievalModel whose sheet tower is a SheetEncoder.")
         tower = model.sheet_tower
         halved = keras.Input(shape=(tower.input_shape[1], None, 1), name="halved_strip")
@@ -81,8 +82,12 @@ class SlidingSheetEncoder:
 
     @staticmethod
     def supports(model):
-        """Whether `model` has the paper's sheet encoder (other towers embed snippet by snippet)."""
-        return isinstance(getattr(model, "sheet_tower", None), SheetEncoder)
+        """Whether indexing should embed `model`'s snippets in passes over the strip: the paper's BL2 sheet
+        encoder (dense head). BL1's global average weighs a window's border columns, where the pass differs,
+        as much as its centre (cosine 0.948 to the per-snippet embeddings with the converted MSMD model, and
+        lower confidences), so BL1 models and other towers embed snippet by snippet."""
+        tower = getattr(model, "sheet_tower", None)
+        return isinstance(tower, SheetEncoder) and tower.head == "dense"
 
     def cost(self, x):
         """Work of embedding the snippets at `x`, in units of one snippet through the per-snippet encoder."""

@@ -1,8 +1,6 @@
 """Tests for the sliding sheet encoder: equal to the per-snippet encoder on one window, independent of its
 tiling, and close to the per-snippet embeddings on a real engraved strip."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -10,11 +8,9 @@ from keras_asr import sheet
 from keras_asr import windows
 from keras_asr.models import build_model
 from keras_asr.models.sliding_sheet_encoder import SlidingSheetEncoder
-from keras_asr.saving import load_model
+from keras_asr.retrieval_test import SHIPPED_MODEL
 from keras_asr.retrieval_test import library  # noqa: F401 (the session fixture of engraved scores)
-
-
-SHIPPED_MODEL = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "pretrained", "varied_bl2_sc.keras")
+from keras_asr.saving import load_model
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +59,9 @@ def test_it_is_close_to_the_snippet_by_snippet_embeddings_and_cheaper_on_a_dense
     assert sliding.cost(x25) > len(x25)
 
 
-def test_other_sheet_towers_are_not_supported():
+def test_the_application_uses_it_for_bl2_only():
+    assert SlidingSheetEncoder.supports(build_model(context="SC", head="dense"))
+    assert not SlidingSheetEncoder.supports(build_model(context="SC", head="gap"))
     assert not SlidingSheetEncoder.supports(object())
     with pytest.raises(ValueError, match="SheetEncoder"):
         SlidingSheetEncoder(object())
