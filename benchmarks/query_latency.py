@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from keras_asr import encoding
+from keras_asr import geometry
 from keras_asr import identification
 from keras_asr import index as index_lib
 from keras_asr import library
@@ -74,6 +75,9 @@ def main():
     parser.add_argument("--excerpts", type=int, default=100)
     parser.add_argument("--method", default="auto", choices=index_lib.METHODS)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rates", type=float, nargs="+", default=list(geometry.QUERY_RATES),
+                        help="the tempo search of `identify` (as `keras-asr query --rates`; 1: none)")
+    parser.add_argument("--out", help="JSON file (default: results/query_latency_<backend>.json)")
     args = parser.parse_args()
     encoders = encoding.load_encoders(model=args.model)
     spec = query_spectrogram()
@@ -94,7 +98,8 @@ def main():
     match_s, _ = median_time(
         lambda: identification.match_excerpts(index, queries, starts, encoders.frames, sequences=sequences), args.repeat)
     total_s, result = median_time(lambda: identification.identify(index, encoders, spec, args.excerpts,
-                                                             sequences=sequences), args.repeat)
+                                                             sequences=sequences, rates=tuple(args.rates)),
+                                  args.repeat)
     record = {
         "backend": keras.backend.backend(),
         "model": os.path.relpath(args.model, REPO),
@@ -108,16 +113,19 @@ def main():
         "embed_excerpts_s": embed_s,
         "knn_search_s": search_s,
         "match_s": match_s,
+        "rates": args.rates,
+        "probe": identification.PROBE_EXCERPTS if len(index) > identification.DENSE_ROWS else None,
         "identify_s": total_s,
         "best_piece": result["pieces"][0]["piece"],
     }
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, f"query_latency_{record['backend']}.json"), "w") as f:
+    out = args.out or os.path.join(RESULTS, f"query_latency_{record['backend']}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
         json.dump(record, f, indent=2)
     print(f"{len(index)} snippets ({record['search_method']}, built in {build_s:.1f} s; pieces grouped in "
           f"{group_s:.1f} s), {len(starts)} excerpts of a 30 s query, {record['backend']}: embed {embed_s:.3f} s, "
           f"k-NN {search_s:.3f} s, match (k-NN + sequence alignment) {match_s:.3f} s, identify end to end "
-          f"{total_s:.3f} s; load {record['load_average_1min']:.1f}")
+          f"with {len(args.rates)} tempo rate(s) {total_s:.3f} s; load {record['load_average_1min']:.1f}")
 
 
 if __name__ == "__main__":

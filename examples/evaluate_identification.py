@@ -136,7 +136,7 @@ def noise_spectrograms(count, seed):
 
 
 def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed, open_set, noise, smooth, log,
-             sliding=True, rates=(1.0,)):
+             sliding=True, rates=(1.0,), probe=None):
     encoders = encoding.load_encoders(model=model_path, sliding=sliding)
     pieces = test_pieces(root, split)
     t0 = time.time()
@@ -156,7 +156,7 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
             if clip.shape[1] < encoders.frames:
                 continue
             start = time.time()
-            result = identification.identify(index, encoders, clip, excerpts, k, sequences, rates, smooth)
+            result = identification.identify(index, encoders, clip, excerpts, k, sequences, rates, smooth, probe)
             done = time.time()
             ranked = [p["piece"] for p in result["pieces"]]
             by_votes = [p["piece"] for p in sorted(result["pieces"], key=lambda p: -p["votes"])]
@@ -179,7 +179,7 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
                    "rate": result["rate"], "match_s": matched - embedded, "identify_s": done - start}
             if open_set and ratio == 1.0:
                 unknown = identification.identify(subset(index, index.metadata["piece"] != piece), encoders, clip,
-                                                  excerpts, k, rates=rates)
+                                                  excerpts, k, rates=rates, probe=probe)
                 row["open_set_answered"] = unknown["match"]["piece"]
                 row["open_set_confidence"] = unknown["match"]["confidence"]
             rows.append(row)
@@ -189,7 +189,8 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
     if noise:
         answered = []
         for spec in noise_spectrograms(noise, seed):
-            answered.append(identification.identify(index, encoders, spec, excerpts, k, sequences, rates)["match"])
+            answered.append(identification.identify(index, encoders, spec, excerpts, k, sequences, rates,
+                                                    probe=probe)["match"])
         report["noise"] = {"queries": len(answered),
                            "withheld": float(np.mean([m["piece"] is None for m in answered])),
                            "confidence": [m["confidence"] for m in answered]}
@@ -269,6 +270,8 @@ def main(argv=None):
                         help="embed every index snippet alone, never in passes over the strip (Encoders.sheet_at)")
     parser.add_argument("--query-rates", type=float, nargs="+", default=[1.0],
                         help="tempo search of each query (identify's rates), e.g. 0.5 0.71 1 1.41 2")
+    parser.add_argument("--probe", type=int, help="choose the tempo search's rate on this many excerpts first "
+                        "(identify's probe; default: match every excerpt at every rate)")
     parser.add_argument("--excerpts", type=int, default=100)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--smooth", type=int, default=identification.SMOOTH_EXCERPTS,
@@ -293,12 +296,13 @@ def main(argv=None):
     for model in args.model:
         reports.append(evaluate(args.corpus, args.split, model, args.tempo, args.soundfont, args.hop, args.excerpts,
                                 args.top, args.seed, not args.no_open_set, args.noise, args.smooth, log,
-                                sliding=not args.no_sliding, rates=tuple(args.query_rates)))
+                                sliding=not args.no_sliding, rates=tuple(args.query_rates), probe=args.probe))
         if args.out:  # after every model, so that a long run keeps what it has measured
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
             with open(args.out, "w") as f:
                 json.dump({"corpus": os.path.abspath(args.corpus), "split": args.split, "hop": args.hop,
                            "sliding": not args.no_sliding, "query_rates": args.query_rates,
+                           "probe": args.probe,
                            "smooth": args.smooth, "tempo": args.tempo, "seed": args.seed,
                            "excerpts": args.excerpts, "seconds": CLIP_SECONDS, "reports": reports}, f, indent=1)
     print(markdown_table(reports))

@@ -249,6 +249,10 @@ def test_the_tempo_search_cuts_a_slow_recording_back_to_the_score_tempo(library,
                                        rates=identification.QUERY_RATES)
     assert plain["rate"] == 1.0 and searched["rate"] == 2.0
     assert searched["match"]["piece"] == "bwv269"
+    # Choosing the rate on 10 excerpts first finds it too, and then matches all 50 at that rate alone.
+    probed = identification.identify(sheet_index, encoders, spec, excerpts=50, k=5,
+                                     rates=identification.QUERY_RATES, probe=10)
+    assert probed["rate"] == 2.0 and probed["pieces"] == searched["pieces"]
     assert searched["pieces"][0]["score"] > plain["pieces"][0]["score"] + 0.1
     # The timeline still gives the recording's own times: excerpt centres, 50 of them over its length.
     times = [entry["time"] for entry in searched["timeline"]]
