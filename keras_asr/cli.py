@@ -216,8 +216,10 @@ def _query(args):
         print(f"No clear match (best guess {pieces[0]['piece']}, confidence {match['confidence']:.2f}): the "
               "recording may not be in the index, or hold no music.")
     if len(args.rates) > 1:
-        print(f"Tempo: the excerpts fit best read at x{result['rate']:g} speed (the recording plays at about "
-              f"{1 / result['rate']:.2g} times the tempo of the scores as the model learnt them)")
+        rate, tried = result["rate"], f"{min(args.rates):g}-{max(args.rates):g}"
+        print("Tempo: about the written tempo (tempo search: rate 1 fitted best of " + tried + ")" if rate == 1 else
+              f"Tempo: about {1 / rate:.2g} times the written tempo (tempo search: the excerpts fitted best read "
+              f"{rate:g} times as fast, of {tried})")
     print(f"Pieces, by their best path through the score ({len(result['excerpts'])} excerpts in time order; "
           f"score: mean hub-normalised similarity; votes: the {args.top} nearest snippets of each excerpt):")
     for rank, entry in enumerate(pieces[:TOP_PIECES], 1):

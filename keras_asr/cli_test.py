@@ -133,7 +133,7 @@ def test_query_text_output(library, sheet_index, capsys):  # noqa: F811
     code, out, _ = run(capsys, "query", "--index", sheet_index, library[1]["bwv269"], "--excerpts", 5, "--top", 3)
     lines = out.splitlines()
     assert code == 0 and (lines[0].startswith("Playing: ") or lines[0].startswith("No clear match"))
-    assert lines[1].startswith("Tempo: the excerpts fit best read at x")
+    assert lines[1].startswith("Tempo: about ") and "tempo search" in lines[1]
     assert lines[2].startswith("Pieces, by their best path through the score (5 excerpts in time order;")
     assert [line.strip()[:3] for line in lines[3:6]] == ["1. ", "2. ", "3. "] and "votes" in lines[3]
     assert lines[6].startswith("Where it") and len(lines) == 7 + 5

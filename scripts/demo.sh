@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 export KERAS_BACKEND=${KERAS_BACKEND:-tensorflow} TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-3}
 out=outputs/demo
-model=${MODEL:-pretrained/varied_bl2_sc.keras}
+model=${MODEL:-pretrained/varied_bl2_lc_at.keras}
 corpus="$out/tensorflow_datasets/downloads/msmd_offline_small"
 mkdir -p "$out"
 # TensorFlow 2.21 writes a few start-up lines from C++ before its logging is set up, whatever
