@@ -34,6 +34,7 @@ from keras_asr import library
 from keras_asr import matching
 from keras_asr import pages as pages_lib
 from keras_asr import sheet
+from keras_asr.geometry import QUERY_RATES
 from tfds_msmd import layout
 
 CLIP_SECONDS = 30.0
@@ -136,7 +137,7 @@ def noise_spectrograms(count, seed):
 
 
 def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed, open_set, noise, smooth, log,
-             sliding=True, rates=(1.0,), probe=None):
+             sliding=True, rates=QUERY_RATES, probe=None):
     encoders = encoding.load_encoders(model=model_path, sliding=sliding)
     pieces = test_pieces(root, split)
     t0 = time.time()
@@ -268,8 +269,9 @@ def main(argv=None):
     parser.add_argument("--hop", type=int, default=sheet.SNIPPET_HOP)
     parser.add_argument("--no-sliding", action="store_true",
                         help="embed every index snippet alone, never in passes over the strip (Encoders.sheet_at)")
-    parser.add_argument("--query-rates", type=float, nargs="+", default=[1.0],
-                        help="tempo search of each query (identify's rates), e.g. 0.5 0.71 1 1.41 2")
+    parser.add_argument("--query-rates", type=float, nargs="+", default=list(QUERY_RATES),
+                        help="tempo search of each query (identify's rates; default: the application's, "
+                             f"{' '.join(map(str, QUERY_RATES))}; 1: none)")
     parser.add_argument("--probe", type=int, help="choose the tempo search's rate on this many excerpts first "
                         "(identify's probe; default: match every excerpt at every rate)")
     parser.add_argument("--excerpts", type=int, default=100)

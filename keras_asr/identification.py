@@ -23,7 +23,7 @@ from keras_asr import audio as audio_lib
 from keras_asr import index as index_lib
 from keras_asr import matching
 from keras_asr import windows
-from keras_asr.geometry import QUERY_RATES  # noqa: F401 (the tempo search's rates, named here for callers)
+from keras_asr.geometry import QUERY_RATES
 from keras_asr.geometry import SNIPPET_HOP
 from keras_asr.recordings import excerpt_starts
 
@@ -39,8 +39,7 @@ SMOOTH_EXCERPTS = 4
 PROBE_EXCERPTS = 25
 
 
-
-def identify(index, encoders, spec, excerpts=100, k=25, sequences=None, rates=(1.0,), smooth=SMOOTH_EXCERPTS,
+def identify(index, encoders, spec, excerpts=100, k=25, sequences=None, rates=QUERY_RATES, smooth=SMOOTH_EXCERPTS,
              probe="auto"):
     """Identifies the piece of a recording and follows it through the score.
 
@@ -59,7 +58,8 @@ def identify(index, encoders, spec, excerpts=100, k=25, sequences=None, rates=(1
         sequences: the index's `matching.PieceSequences`, to reuse across queries (made here if None).
         rates: tempo search: the excerpts are cut as if the recording were played `rate` times as fast
             (`windows.excerpts`; 2 turns a performance at half the score's tempo into one at its tempo), once
-            per rate, and the rate whose best path scores highest gives the answer (`QUERY_RATES`: 0.5-2).
+            per rate, and the rate whose best path scores highest gives the answer (default `QUERY_RATES`,
+            0.5-2, as `keras-asr query`; `(1.0,)`: no search).
         probe: with several rates, choose the rate on this many excerpts and match all `excerpts` at that rate
             only (about 2x the work of one rate instead of one per rate, for a 1 s answer from a million
             snippets; it chose worse rates than the full search on the varied test split); None: match all

@@ -244,9 +244,8 @@ def test_the_tempo_search_cuts_a_slow_recording_back_to_the_score_tempo(library,
     wav = tmp_path / "bwv269_slow.wav"
     soundfile.write(wav, audio.synthesize(slow.write("midi", tmp_path / "slow.mid"), SOUNDFONT), audio.SAMPLE_RATE)
     spec = recordings.load_spectrogram(wav, encoders.frames)
-    plain = identification.identify(sheet_index, encoders, spec, excerpts=50, k=5)
-    searched = identification.identify(sheet_index, encoders, spec, excerpts=50, k=5,
-                                       rates=identification.QUERY_RATES)
+    plain = identification.identify(sheet_index, encoders, spec, excerpts=50, k=5, rates=(1.0,))
+    searched = identification.identify(sheet_index, encoders, spec, excerpts=50, k=5)  # QUERY_RATES
     assert plain["rate"] == 1.0 and searched["rate"] == 2.0
     assert searched["match"]["piece"] == "bwv269"
     # Choosing the rate on 10 excerpts first finds it too, and then matches all 50 at that rate alone.
@@ -263,7 +262,7 @@ def test_identify_and_locate_return_ranked_results_with_positions(library, atten
     encoders = encoding.load_encoders(model=attention_model[0])
     sheet_index, _, _ = library_lib.index_scores(encoders, list(library[0].values()))
     spec = recordings.load_spectrogram(library[1]["bwv269"], encoders.frames)
-    result = identification.identify(sheet_index, encoders, spec, excerpts=7, k=4)
+    result = identification.identify(sheet_index, encoders, spec, excerpts=7, k=4, rates=(1.0,))  # no tempo search
     assert sum(entry["votes"] for entry in result["pieces"]) == 7 * 4
     scores = [entry["score"] for entry in result["pieces"]]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
