@@ -116,7 +116,7 @@ def test_sliding_tiles_hold_every_snippet_window_at_its_slot(record):
     # Centres every 16 px (two residues of a 32 px stride) and a few off the grid, from before the strip's
     # start to past its end: each window, read back from its tile, is the snippet `snippets` cuts.
     width = record.strip.shape[1]
-    x = np.concatenate([np.arange(-40, width + 60, 16), [3, 101, width // 2 + 7]])
+    x = np.concatenate([np.arange(-40, width + 60, 16), [3, 101, 130]])  # distinct centres: one slot each
     stride, margin, per_tile = 32, 64, 5
     tiles, slots = windows.sliding_tiles(record.strip, x, stride, margin, per_tile)
     assert tiles.shape[1:] == (80, ((per_tile - 1) * stride + 200 + 2 * margin) // 2)
