@@ -80,16 +80,16 @@ def identify(index, encoders, spec, excerpts=100, k=25, sequences=None, rates=QU
     rates = tuple(rates)
     if probe == "auto":
         probe = PROBE_EXCERPTS if len(index) > DENSE_ROWS else None
+    def best_path(result):
+        return result["pieces"][0]["score"]
+
     if len(rates) > 1 and probe and probe < excerpts:
         # Choose the rate on a few excerpts, then match them all at that rate only.
-        rates = (max(rates, key=lambda rate: _match_at(index, encoders, spec, probe, k, sequences, smooth, rate)
-                     ["pieces"][0]["score"]),)
-    best = None
-    for rate in rates:
-        result = _match_at(index, encoders, spec, excerpts, k, sequences, smooth, rate)
-        if best is None or result["pieces"][0]["score"] > best["pieces"][0]["score"]:
-            best = result
-    return best
+        rates = (max(rates, key=lambda rate: best_path(_match_at(index, encoders, spec, probe, k, sequences, smooth,
+                                                                  rate))),)
+    # max keeps the first of equal scores, as the rates are listed.
+    return max((_match_at(index, encoders, spec, excerpts, k, sequences, smooth, rate) for rate in rates),
+               key=best_path)
 
 
 def _match_at(index, encoders, spec, excerpts, k, sequences, smooth, rate):

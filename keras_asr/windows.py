@@ -167,18 +167,13 @@ def sliding_tiles(strip, x, stride, margin, outputs_per_tile=56):
     """
     strip = np.asarray(strip)
     white = 255.0 if strip.dtype == np.uint8 else 1.0
-    rows, cols = SNIPPET_WINDOW
+    rows = SNIPPET_WINDOW[0]
     if stride % 2 or margin % stride:
         raise ValueError(f"stride must be even and margin a multiple of it; got {stride}, {margin}.")
-    starts = np.round(np.atleast_1d(np.asarray(x, np.float64))).astype(np.int64) - cols // 2
     top = (STRIP_HEIGHT - rows) // 2
-    span = (outputs_per_tile - 1) * stride + cols + 2 * margin  # strip columns of one tile
-    tiles, slots = [], np.empty(len(starts), np.int64)
-    for residue in np.unique(starts % stride):
-        members = np.flatnonzero(starts % stride == residue)
-        first = starts[members].min()
-        position = (starts[members] - first) // stride  # output number in this pass
-        count = -(-(position.max() + 1) // outputs_per_tile)
+    span = sliding_tile_span(stride, margin, outputs_per_tile)
+    tiles, slots = [], np.empty(len(np.atleast_1d(x)), np.int64)
+    for members, first, position, count in sliding_passes(x, stride, outputs_per_tile):
         left = first - margin
         width = (count - 1) * outputs_per_tile * stride + span
         columns = np.arange(left, left + width)
@@ -190,6 +185,22 @@ def sliding_tiles(strip, x, stride, margin, outputs_per_tile=56):
         slots[members] = len(tiles) * outputs_per_tile + position
         tiles.extend(band[:, t * step:t * step + span // 2] for t in range(count))
     return np.stack(tiles) if tiles else np.zeros((0, rows // 2, 0), np.float32), slots
+
+
+def sliding_passes(x, stride, outputs_per_tile):
+    """The passes of `sliding_tiles` over a strip for snippets at `x`, one per residue of their window starts
+    modulo `stride`: (members, first window start, each member's output number in the pass, tiles) each."""
+    starts = np.round(np.atleast_1d(np.asarray(x, np.float64))).astype(np.int64) - SNIPPET_WINDOW[1] // 2
+    for residue in np.unique(starts % stride):
+        members = np.flatnonzero(starts % stride == residue)
+        first = starts[members].min()
+        position = (starts[members] - first) // stride
+        yield members, first, position, -(-(position.max() + 1) // outputs_per_tile)
+
+
+def sliding_tile_span(stride, margin, outputs_per_tile):
+    """Strip columns of one tile of `sliding_tiles`: its windows and the margin either side."""
+    return (outputs_per_tile - 1) * stride + SNIPPET_WINDOW[1] + 2 * margin
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -55,14 +55,16 @@ class SlidingSheetEncoder:
         halved = keras.Input(shape=(tower.input_shape[1], None, 1), name="halved_strip")
         x, scale, reach = halved, 1, 0
         for layer in tower.layers[1:]:
-            if isinstance(layer, (keras.layers.Reshape, keras.layers.Flatten)):
+            if isinstance(layer, keras.layers.Flatten):
+                grid = layer.input.shape[1:]  # the feature map the dense head reads
+                continue
+            if isinstance(layer, keras.layers.Reshape):
                 continue
             if isinstance(layer, keras.layers.Conv2D):
                 reach += (layer.kernel_size[1] // 2) * scale
             if isinstance(layer, keras.layers.MaxPooling2D):
                 scale *= layer.strides[1]
             if isinstance(layer, keras.layers.Dense):
-                grid = tower.get_layer(index=tower.layers.index(layer) - 1).input.shape[1:]
                 kernel, bias = layer.get_weights()
                 head = keras.layers.Conv2D(layer.units, grid[:2], dtype=layer.dtype_policy, name="sliding_head")
                 x = head(x)
@@ -91,13 +93,9 @@ class SlidingSheetEncoder:
 
     def cost(self, x):
         """Work of embedding the snippets at `x`, in units of one snippet through the per-snippet encoder."""
-        starts = np.round(np.atleast_1d(np.asarray(x, np.float64))).astype(np.int64)
-        tile = (self.outputs_per_tile - 1) * self.stride + SNIPPET_WINDOW[1] + 2 * self.margin
-        total = 0
-        for residue in np.unique(starts % self.stride):
-            member = starts[starts % self.stride == residue]
-            total += -(-((member.max() - member.min()) // self.stride + 1) // self.outputs_per_tile)
-        return total * tile / SNIPPET_WINDOW[1]
+        tiles = sum(count for *_, count in windows.sliding_passes(x, self.stride, self.outputs_per_tile))
+        span = windows.sliding_tile_span(self.stride, self.margin, self.outputs_per_tile)
+        return tiles * span / SNIPPET_WINDOW[1]
 
     def __call__(self, strip, x):
         """(k,) snippet centres of a strip -> (k, 32) unit embeddings, in the order of `x`."""
