@@ -137,7 +137,7 @@ def noise_spectrograms(count, seed):
 
 
 def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed, open_set, noise, smooth, log,
-             sliding=True, rates=QUERY_RATES, probe=None):
+             sliding=True, rates=QUERY_RATES, probe=None, snap_onsets=True):
     encoders = encoding.load_encoders(model=model_path, sliding=sliding)
     pieces = test_pieces(root, split)
     t0 = time.time()
@@ -157,7 +157,8 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
             if clip.shape[1] < encoders.frames:
                 continue
             start = time.time()
-            result = identification.identify(index, encoders, clip, excerpts, k, sequences, rates, smooth, probe)
+            result = identification.identify(index, encoders, clip, excerpts, k, sequences, rates, smooth, probe,
+                                             snap_onsets)
             done = time.time()
             ranked = [p["piece"] for p in result["pieces"]]
             by_votes = [p["piece"] for p in sorted(result["pieces"], key=lambda p: -p["votes"])]
@@ -278,6 +279,8 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--smooth", type=int, default=identification.SMOOTH_EXCERPTS,
                         help="half-width in excerpts of the path's line fit (0: raw snippet centres)")
+    parser.add_argument("--no-onset-snap", action="store_true",
+                        help="read the path's line at each excerpt's centre, not at its last detected onset")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise", type=int, default=10, help="pink-noise queries (0: none)")
     parser.add_argument("--no-open-set", action="store_true", help="skip the left-out-piece queries")
@@ -298,13 +301,14 @@ def main(argv=None):
     for model in args.model:
         reports.append(evaluate(args.corpus, args.split, model, args.tempo, args.soundfont, args.hop, args.excerpts,
                                 args.top, args.seed, not args.no_open_set, args.noise, args.smooth, log,
-                                sliding=not args.no_sliding, rates=tuple(args.query_rates), probe=args.probe))
+                                sliding=not args.no_sliding, rates=tuple(args.query_rates), probe=args.probe,
+                                snap_onsets=not args.no_onset_snap))
         if args.out:  # after every model, so that a long run keeps what it has measured
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
             with open(args.out, "w") as f:
                 json.dump({"corpus": os.path.abspath(args.corpus), "split": args.split, "hop": args.hop,
                            "sliding": not args.no_sliding, "query_rates": args.query_rates,
-                           "probe": args.probe,
+                           "probe": args.probe, "onset_snap": not args.no_onset_snap,
                            "smooth": args.smooth, "tempo": args.tempo, "seed": args.seed,
                            "excerpts": args.excerpts, "seconds": CLIP_SECONDS, "reports": reports}, f, indent=1)
     print(markdown_table(reports))

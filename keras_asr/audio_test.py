@@ -116,6 +116,26 @@ def test_rendered_note_lands_in_its_band(tmp_path):
         assert spec[:, o : o + 10].mean(axis=1).argmax() == audio.pitch_to_bin(pitch)
 
 
+@needs_fluidsynth
+def test_detect_onsets_finds_the_notes_of_a_render(tmp_path):
+    # A phrase with a held chord, repeated notes and a quiet note: every onset within a frame, nothing else.
+    notes = [(1, 0.5, 60, 90), (1.5, 0.5, 64, 90), (2, 2, 67, 90), (2, 2, 48, 90), (4, 0.5, 72, 100),
+             (4.5, 0.5, 72, 100), (5, 0.25, 71, 40), (5.25, 1.75, 69, 80), (7, 1, 65, 70)]
+    write_midi(tmp_path / "phrase.mid", notes)  # 120 bpm: beat b starts at b / 2 s
+    spec = audio.spectrogram(audio.synthesize(tmp_path / "phrase.mid", SOUNDFONT))
+    truth = np.unique(audio.onset_frame(np.array([start for start, *_ in notes]) / 2))
+    found = audio.detect_onsets(spec)
+    assert len(found) == len(truth), (found, truth)
+    assert np.abs(found - truth).max() <= 1, (found, truth)
+    assert np.all(np.diff(found) > 0)
+
+
+def test_detect_onsets_of_silence_and_bad_input():
+    assert audio.detect_onsets(np.zeros((92, 50), np.float32)).tolist() == []
+    with pytest.raises(ValueError, match="spectrogram"):
+        audio.detect_onsets(np.zeros(50, np.float32))
+
+
 @pytest.mark.parametrize("fmt", ["WAV", "FLAC", "OGG", "MP3"])
 def test_load_audio_formats_resamples_and_mixes(tmp_path, fmt):
     n = np.arange(44100)

@@ -40,7 +40,7 @@ PROBE_EXCERPTS = 25
 
 
 def identify(index, encoders, spec, excerpts=100, k=25, sequences=None, rates=QUERY_RATES, smooth=SMOOTH_EXCERPTS,
-             probe="auto"):
+             probe="auto", snap_onsets=True):
     """Identifies the piece of a recording and follows it through the score.
 
     Evenly spaced excerpts of the recording are embedded; each piece is scored by its best monotone path
@@ -65,11 +65,15 @@ def identify(index, encoders, spec, excerpts=100, k=25, sequences=None, rates=QU
             snippets; it chose worse rates than the full search on the varied test split); None: match all
             excerpts at every rate; "auto": `PROBE_EXCERPTS` above `DENSE_ROWS` index rows, else None.
         smooth: half-width in excerpts of the line fitted through the path's positions.
+        snap_onsets: place each excerpt where the note sounding at its centre is written: the path's line is
+            read at the last onset the recording's spectrogram shows (`audio.detect_onsets`) instead of at the
+            centre, so that the cursor waits on a held note as a score does; False: at the centre.
 
     Returns:
         A dict: "pieces", [{"piece", "score", "votes"}] best path first; "match", {"piece" (None when no piece
         is clearly ahead), "confidence" in [0, 1], "margin"}; "timeline", one {"time", "page", "system", "x"}
-        per excerpt (centre time in seconds; page and system from 1) along the best piece's path; "excerpts",
+        per excerpt (centre time in seconds; page and system from 1; where the note sounding at that time is
+        written) along the best piece's path; "excerpts",
         one dict per excerpt with "start", "end" and "hits", its k nearest snippets [{"piece", "page",
         "system", "x", "score"}]; "starts", the first frame of each excerpt, and "frames", their length;
         "rate", the tempo search's rate that won (an excerpt's "start" and "end" are the span of the recording
@@ -80,22 +84,23 @@ def identify(index, encoders, spec, excerpts=100, k=25, sequences=None, rates=QU
     rates = tuple(rates)
     if probe == "auto":
         probe = PROBE_EXCERPTS if len(index) > DENSE_ROWS else None
+    onsets = audio_lib.detect_onsets(spec) if snap_onsets else None
     def best_path(result):
         return result["pieces"][0]["score"]
 
     if len(rates) > 1 and probe and probe < excerpts:
         # Choose the rate on a few excerpts, then match them all at that rate only.
         rates = (max(rates, key=lambda rate: best_path(_match_at(index, encoders, spec, probe, k, sequences, smooth,
-                                                                  rate))),)
+                                                                  rate, onsets))),)
     # max keeps the first of equal scores, as the rates are listed.
-    return max((_match_at(index, encoders, spec, excerpts, k, sequences, smooth, rate) for rate in rates),
+    return max((_match_at(index, encoders, spec, excerpts, k, sequences, smooth, rate, onsets) for rate in rates),
                key=best_path)
 
 
-def _match_at(index, encoders, spec, excerpts, k, sequences, smooth, rate):
+def _match_at(index, encoders, spec, excerpts, k, sequences, smooth, rate, onsets=None):
     """`match_excerpts` of `excerpts` excerpts cut at tempo `rate`, with "rate" and each excerpt's span."""
     starts, queries = embed_excerpts(encoders, spec, excerpts, rate)
-    result = match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth) | {"rate": rate}
+    result = match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth, onsets) | {"rate": rate}
     for excerpt, start in zip(result["excerpts"], starts):  # the recording's span the excerpt read
         centre, half = start + encoders.frames // 2, encoders.frames * rate / 2
         excerpt["start"], excerpt["end"] = (max(centre - half, 0) / audio_lib.FPS,
@@ -117,11 +122,13 @@ def embed_excerpts(encoders, spec, count, rate=1.0):
     return centres - frames // 2, encoders.audio(cut)
 
 
-def match_excerpts(index, queries, starts, frames, k=25, sequences=None, smooth=SMOOTH_EXCERPTS):
+def match_excerpts(index, queries, starts, frames, k=25, sequences=None, smooth=SMOOTH_EXCERPTS, onsets=None):
     """`identify` from the excerpts' embeddings: (n, 32) `queries` of excerpts starting at frames `starts`.
 
     `smooth`: half-width, in excerpts, of the local line fitted through the path's positions (0: the snippet
-    centres themselves, on the index's `--hop` grid).
+    centres themselves, on the index's `--hop` grid). `onsets`: ascending onset frames of the recording (the
+    frames `starts` count); each excerpt's line is read at the last one at or before its centre (`identify`'s
+    `snap_onsets`).
     """
     queries = index_lib.normalize(queries)
     similarities, rows = index.search(queries, k)
@@ -139,7 +146,8 @@ def match_excerpts(index, queries, starts, frames, k=25, sequences=None, smooth=
     pieces = [{"piece": str(names[r]), "score": round(float(scores[r]), 4), "votes": int(votes.get(names[r], 0))}
               for r in ranked]
     centres = (np.asarray(starts) + frames / 2) / audio_lib.FPS
-    timeline = _timeline(index, order, segments[ranked[0]], matching.trace(steps, ends[ranked[0]]), centres, smooth)
+    timeline = _timeline(index, order, segments[ranked[0]], matching.trace(steps, ends[ranked[0]]), centres, smooth,
+                         sounding_since(np.asarray(starts) + frames // 2, onsets))
     results = []
     for i, start in enumerate(starts):
         hits = [
@@ -155,11 +163,26 @@ def match_excerpts(index, queries, starts, frames, k=25, sequences=None, smooth=
             "starts": np.asarray(starts).tolist()}
 
 
-def _timeline(index, order, segment, columns, times, smooth):
-    """Page positions of a path: its snippet centres smoothed in time, placed on the nearest snippet's system."""
+def sounding_since(centres, onsets):
+    """Seconds of the last onset at or before each centre frame (the centre itself before the first onset).
+
+    >>> sounding_since(np.array([5, 12, 30]), np.array([10, 20])).tolist()
+    [0.25, 0.5, 1.0]
+    """
+    centres = np.asarray(centres, np.int64)
+    if onsets is None or len(onsets) == 0:
+        return centres / audio_lib.FPS
+    onsets = np.asarray(onsets, np.int64)
+    last = np.searchsorted(onsets, centres, side="right") - 1
+    return np.where(last >= 0, onsets[np.maximum(last, 0)], centres) / audio_lib.FPS
+
+
+def _timeline(index, order, segment, columns, times, smooth, read_at=None):
+    """Page positions of a path: its snippet centres smoothed in time (the line read at `read_at`, default
+    `times`), placed on the nearest snippet's system."""
     piece_rows = order[segment[0]:segment[1]]
     strip_x = np.asarray(index.metadata["strip_x"][piece_rows], np.float64)
-    positions = matching.smooth_positions(times, strip_x[columns - segment[0]], smooth)
+    positions = matching.smooth_positions(times, strip_x[columns - segment[0]], smooth, at=read_at)
     nearest = np.clip(np.searchsorted(strip_x, positions), 0, len(strip_x) - 1)
     left = np.maximum(nearest - 1, 0)
     nearest = np.where(np.abs(strip_x[left] - positions) < np.abs(strip_x[nearest] - positions), left, nearest)

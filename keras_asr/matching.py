@@ -104,13 +104,20 @@ def trace(steps, end):
     return columns
 
 
-def smooth_positions(times, positions, half_window):
+def smooth_positions(times, positions, half_window, at=None):
     """A path's positions fitted by a line through each `half_window` neighbours on either side, kept monotone.
 
     A path jumps between snippet centres `hop` px apart while the music moves on smoothly; the local fit places
-    each excerpt between them.
+    each excerpt between them. `at`: (n,) non-decreasing times at which to read each excerpt's line instead of
+    its own time (`identification` reads it at the last onset, where the sounding note is written).
+
+    >>> smooth_positions([0, 1, 2, 3], [0, 100, 200, 300], 1, at=[0, 0, 2, 2]).round(6).tolist()
+    [0.0, 0.0, 200.0, 200.0]
     """
     times, positions = np.asarray(times, np.float64), np.asarray(positions, np.float64)
+    at = times if at is None else np.asarray(at, np.float64)
+    if at.shape != times.shape:
+        raise ValueError(f"`at` needs one time per position, got {at.shape} for {times.shape}.")
     if half_window < 1 or len(positions) < 3:
         return positions
     fitted = np.empty_like(positions)
@@ -121,7 +128,7 @@ def smooth_positions(times, positions, half_window):
             fitted[i] = x.mean()
             continue
         slope, intercept = np.polyfit(t, x, 1)
-        fitted[i] = slope * times[i] + intercept
+        fitted[i] = slope * at[i] + intercept
     return np.clip(np.maximum.accumulate(fitted), positions.min(), positions.max())
 
 

@@ -91,3 +91,17 @@ def test_piece_sequences_group_rows_by_piece_in_strip_order():
     order, segments = sequences.select(["c", "a"])
     assert order.tolist() == [4, 1, 3]
     np.testing.assert_array_equal(segments, [[0, 1], [1, 3]])
+
+
+def test_smoothed_positions_are_read_at_the_times_asked_and_stay_monotone():
+    # A path on 50 px snippet steps of music moving at 100 px/s, excerpts every 0.25 s.
+    times = np.arange(20) * 0.25
+    positions = np.round(100 * times / 50) * 50
+    at_centre = matching.smooth_positions(times, positions, 4)
+    assert np.abs(at_centre[4:-4] - 100 * times[4:-4]).max() < 15  # the line, not the 50 px steps
+    # Read at the start of each second (a note held for a second): one position per note.
+    held = matching.smooth_positions(times, positions, 4, at=np.floor(times))
+    assert np.all(np.diff(held) >= 0)
+    assert np.abs(held[4:-4] - 100 * np.floor(times[4:-4])).max() < 15
+    with pytest.raises(ValueError, match="one time per position"):
+        matching.smooth_positions(times, positions, 4, at=times[:-1])

@@ -258,6 +258,27 @@ def test_the_tempo_search_cuts_a_slow_recording_back_to_the_score_tempo(library,
     assert len(times) == 50 and times == sorted(times) and times[-1] < spec.shape[1] / audio.FPS
 
 
+def test_the_timeline_waits_on_a_held_note_and_moves_at_onsets(library):
+    # Read at the last detected onset, the cursor stays where the sounding note is written until the next note
+    # starts; read at each excerpt's centre it creeps on between notes.
+    encoders = encoding.load_encoders(model=SHIPPED_MODEL)
+    sheet_index, _, _ = library_lib.index_scores(encoders, list(library[0].values()))
+    spec = recordings.load_spectrogram(library[1]["bwv347"], encoders.frames)
+    moves = {}
+    for snap in (True, False):
+        result = identification.identify(sheet_index, encoders, spec, excerpts=100, k=5, rates=(1.0,),
+                                          snap_onsets=snap)
+        assert result["match"]["piece"] == "bwv347"
+        last = np.searchsorted(audio.detect_onsets(spec), np.array(result["starts"]) + encoders.frames // 2,
+                               side="right")
+        x = np.array([entry["x"] for entry in result["timeline"]])
+        system = np.array([entry["system"] for entry in result["timeline"]])
+        held = (np.diff(last) == 0) & (np.diff(system) == 0)
+        assert held.sum() > 40  # 100 excerpts over ~40 notes: most neighbours share a note
+        moves[snap] = np.abs(np.diff(x))[held].mean()
+    assert moves[True] < 3.0 and moves[True] < moves[False] / 2, moves
+
+
 def test_identify_and_locate_return_ranked_results_with_positions(library, attention_model):
     encoders = encoding.load_encoders(model=attention_model[0])
     sheet_index, _, _ = library_lib.index_scores(encoders, list(library[0].values()))
