@@ -4,9 +4,8 @@ The reference is each performance's alignment (the unique onset frames of its no
 right when a reference onset lies within `--tolerance` frames; a reference onset is found when a detection
 does. Reported per tempo ratio and over all, with the numbers behind each share. Identification
 (`identify(snap_onsets=True)`) reads the score position at the last detected onset, so a missed onset holds the
-cursor on the note before, and a spurious one moves it early. The offsets show where the peaks lie against MSMD's
-onset frame (the first frame starting at or after the note): mostly a frame before, in the frame whose
-window already holds the attack.
+cursor on the note before, and a spurious one moves it early. The offsets show where the detections lie against MSMD's
+onset frame (the first frame starting at or after the note).
 
     python examples/evaluate_onsets.py --corpus ROOT --split test --pieces 0 --out docs/results/onsets_varied_test.json
 """
@@ -53,9 +52,7 @@ def main(argv=None):
     parser.add_argument("--corpus", required=True, help="corpus root (with a split file)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--pieces", type=int, default=9, help="the first N pieces of the split (0: all)")
-    # 2: MSMD's onset frame is the first that starts at or after the note, and the 93 ms windows of the one or
-    # two frames before it already hold the attack.
-    parser.add_argument("--tolerance", type=int, default=2, help="frames (50 ms each)")
+    parser.add_argument("--tolerance", type=int, default=1, help="frames (50 ms each)")
     parser.add_argument("--delta", type=float, default=audio.ONSET_DELTA)
     parser.add_argument("--out", help="JSON file for the figures")
     args = parser.parse_args(argv)

@@ -118,7 +118,8 @@ def test_rendered_note_lands_in_its_band(tmp_path):
 
 @needs_fluidsynth
 def test_detect_onsets_finds_the_notes_of_a_render(tmp_path):
-    # A phrase with a held chord, repeated notes and a quiet note: every onset within a frame, nothing else.
+    # A phrase with a held chord, repeated notes and a quiet note: every onset found at MSMD's onset frame (one
+    # may be a frame off), nothing else.
     notes = [(1, 0.5, 60, 90), (1.5, 0.5, 64, 90), (2, 2, 67, 90), (2, 2, 48, 90), (4, 0.5, 72, 100),
              (4.5, 0.5, 72, 100), (5, 0.25, 71, 40), (5.25, 1.75, 69, 80), (7, 1, 65, 70)]
     write_midi(tmp_path / "phrase.mid", notes)  # 120 bpm: beat b starts at b / 2 s
@@ -127,6 +128,7 @@ def test_detect_onsets_finds_the_notes_of_a_render(tmp_path):
     found = audio.detect_onsets(spec)
     assert len(found) == len(truth), (found, truth)
     assert np.abs(found - truth).max() <= 1, (found, truth)
+    assert np.sum(found != truth) <= 1, (found, truth)
     assert np.all(np.diff(found) > 0)
 
 
