@@ -173,8 +173,11 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
             matched = time.time()
             raw_errors = localisation_errors(raw, scores[piece], heads[piece], performance, offset)
             # The same path and line fit read at each excerpt's centre: what onset snapping changes.
-            unsnapped = identification.match_excerpts(index, queries, starts, encoders.frames, k, sequences, smooth)
-            unsnapped_errors = localisation_errors(unsnapped, scores[piece], heads[piece], performance, offset)
+            unsnapped_errors = errors
+            if snap_onsets:
+                unsnapped = identification.match_excerpts(index, queries, starts, encoders.frames, k, sequences,
+                                                          smooth)
+                unsnapped_errors = localisation_errors(unsnapped, scores[piece], heads[piece], performance, offset)
             row = {"piece": piece, "rank": ranked.index(piece) + 1, "vote_rank": by_votes.index(piece) + 1,
                    "answered": result["match"]["piece"], "confidence": result["match"]["confidence"],
                    "within": float(np.mean(np.asarray(errors) <= WITHIN_PX)) if errors else 0.0,
@@ -221,7 +224,7 @@ def summarise(rows):
         "within_50px_found": float(np.mean([r["within"] for r, f in zip(rows, found) if f])) if found.any() else 0.0,
         "nearest_within_50px": float(np.mean([r["nearest_within"] for r in rows])),
         "raw_path_within_50px": float(np.mean([r["raw_within"] for r in rows])),
-        "unsnapped_within_50px": float(np.mean([r.get("unsnapped_within", np.nan) for r in rows])),
+        "unsnapped_within_50px": float(np.mean([r["unsnapped_within"] for r in rows])),
         "withheld_known": float(np.mean([r["answered"] is None for r in rows])),
         "wrong_answer": float(np.mean([r["answered"] not in (None, r["piece"]) for r in rows])),
         "match_ms": 1000 * float(np.median([r["match_s"] for r in rows])),

@@ -4,8 +4,8 @@ The reference is each performance's alignment (the unique onset frames of its no
 right when a reference onset lies within `--tolerance` frames; a reference onset is found when a detection
 does. Reported per tempo ratio and over all, with the numbers behind each share. Identification
 (`identify(snap_onsets=True)`) reads the score position at the last detected onset, so a missed onset holds the
-cursor on the note before, and a spurious one moves it early. The offsets show where the detections lie against MSMD's
-onset frame (the first frame starting at or after the note).
+cursor on the note before, and a spurious one moves it early. The offsets show where the detections lie against
+MSMD's onset frame (the first frame starting at or after the note).
 
     python examples/evaluate_onsets.py --corpus ROOT --split test --pieces 0 --out docs/results/onsets_varied_test.json
 """
@@ -21,30 +21,21 @@ from keras_asr import audio
 from tfds_msmd import layout
 
 
-def match_counts(detected, reference, tolerance):
-    """(detections near a reference onset, reference onsets near a detection), within `tolerance` frames.
+def compare(detected, reference, tolerance):
+    """(detections within `tolerance` frames of a reference onset, reference onsets within `tolerance` of a
+    detection, detected minus nearest reference onset frame for each detection).
 
-    >>> match_counts(np.array([10, 20, 31]), np.array([10, 21, 40]), 1)
-    (2, 2)
+    >>> right, found, offsets = compare(np.array([9, 19, 31]), np.array([10, 21]), 1)
+    >>> right, found, offsets.tolist()
+    (1, 1, [-1, -2, 10])
     """
     detected, reference = np.asarray(detected), np.asarray(reference)
     if not len(detected) or not len(reference):
-        return 0, 0
-    distance = np.abs(detected[:, None] - reference[None, :])
-    return int((distance.min(axis=1) <= tolerance).sum()), int((distance.min(axis=0) <= tolerance).sum())
-
-
-def offsets(detected, reference):
-    """Detected minus nearest reference onset frame, for each detection.
-
-    >>> offsets(np.array([9, 19, 31]), np.array([10, 21])).tolist()
-    [-1, -2, 10]
-    """
-    detected, reference = np.asarray(detected), np.asarray(reference)
-    if not len(detected) or not len(reference):
-        return np.zeros(0, np.int64)
-    nearest = np.abs(detected[:, None] - reference[None, :]).argmin(axis=1)
-    return detected - reference[nearest]
+        return 0, 0, np.zeros(0, np.int64)
+    signed = detected[:, None] - reference[None, :]
+    distance = np.abs(signed)
+    offsets = signed[np.arange(len(detected)), distance.argmin(axis=1)]
+    return int((distance.min(axis=1) <= tolerance).sum()), int((distance.min(axis=0) <= tolerance).sum()), offsets
 
 
 def main(argv=None):
@@ -66,17 +57,18 @@ def main(argv=None):
     for k, piece in enumerate(pieces, 1):
         for record in layout.read_piece(os.path.join(args.corpus, piece)):
             detected = audio.detect_onsets(record.spectrogram, delta=args.delta)
-            right, found = match_counts(detected, record.onset_frames, args.tolerance)
+            right, found, offsets = compare(detected, record.onset_frames, args.tolerance)
+            offsets = offsets.clip(-3, 3).tolist()
             for key in (f"x{record.tempo_ratio:g}", "all"):
-                t = totals.setdefault(key, {"renders": 0, "detected": 0, "right": 0, "onsets": 0, "found": 0})
+                t = totals.setdefault(key, {"renders": 0, "detected": 0, "right": 0, "onsets": 0, "found": 0,
+                                            "offsets": {}})
                 t["renders"] += 1
                 t["detected"] += len(detected)
                 t["right"] += right
                 t["onsets"] += len(record.onset_frames)
                 t["found"] += found
-                for offset in offsets(detected, record.onset_frames).clip(-3, 3).tolist():
-                    t.setdefault("offsets", {}).setdefault(str(offset), 0)
-                    t["offsets"][str(offset)] += 1
+                for offset in offsets:
+                    t["offsets"][str(offset)] = t["offsets"].get(str(offset), 0) + 1
         print(f"[{k}/{len(pieces)}] {piece}", file=sys.stderr, flush=True)
     for t in totals.values():
         t["precision"] = t["right"] / max(t["detected"], 1)
@@ -84,7 +76,8 @@ def main(argv=None):
     print(f"{'tempo':>6} {'renders':>7} {'onsets':>7} {'precision':>9} {'recall':>7}   detected - MIDI onset frame "
           "(-3..3, clipped)")
     for key, t in sorted(totals.items(), key=lambda kv: (kv[0] == "all", kv[0])):
-        shares = " ".join(f"{k}:{100 * t['offsets'].get(str(k), 0) / max(t['detected'], 1):.1f}%" for k in range(-3, 4))
+        shares = " ".join(f"{k}:{100 * t['offsets'].get(str(k), 0) / max(t['detected'], 1):.1f}%"
+                          for k in range(-3, 4))
         print(f"{key:>6} {t['renders']:7d} {t['onsets']:7d} {100 * t['precision']:8.1f}% {100 * t['recall']:6.1f}%   "
               f"{shares}")
     if args.out:
