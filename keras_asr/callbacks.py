@@ -34,7 +34,8 @@ class ValidationMRR(keras.callbacks.Callback):
 
     Args:
         pairs: dict of NumPy arrays {"spectrogram": (n, 92, C), "sheet": (n, 80, 100)}, e.g. the first 1,000
-            validation pairs (`PairPool.batch(range(1000), C)`).
+            validation pairs (`PairPool.batch(range(1000), C)`) or 1,000 spread over all of them
+            (`PairPool.batch(pool.eval_indices(1000), C)`).
         batch_size: prediction batch size.
         name: key written to the logs.
     """
@@ -45,11 +46,15 @@ class ValidationMRR(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.name = name
 
+    def score(self, model):
+        """The validation MRR of `model` now."""
+        out = model.predict(self.pairs, batch_size=self.batch_size, verbose=0)
+        return metrics.mean_reciprocal_rank(out["audio_embedding"], out["sheet_embedding"])
+
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or _is_broken(self.model):
             return
-        out = self.model.predict(self.pairs, batch_size=self.batch_size, verbose=0)
-        logs[self.name] = metrics.mean_reciprocal_rank(out["audio_embedding"], out["sheet_embedding"])
+        logs[self.name] = self.score(self.model)
 
 
 class RefinementSchedule(keras.callbacks.Callback):
@@ -254,6 +259,15 @@ class CCARefinement(keras.callbacks.Callback):
 
 # The samples `train(refine_sample=...)` offers: the paper's first pairs, or pairs spread over the pool.
 REFINE_SAMPLES = ("first", "spread")
+VALIDATION_SAMPLES = REFINE_SAMPLES  # the same two choices for the validation pairs
+
+
+def validation_indices(pool, num_pairs=1_000, sample="first"):
+    """The validation pairs: the first `num_pairs` of `pool` (the paper), or `num_pairs` evenly spaced over it
+    (`sample="spread"`). In piece order, the first 1,000 pairs of a corpus are its first few pieces."""
+    if sample not in VALIDATION_SAMPLES:
+        raise ValueError(f"sample must be one of {VALIDATION_SAMPLES}, got {sample!r}.")
+    return refinement_indices(pool, num_pairs, spread=sample == "spread")
 
 
 def refinement_indices(pool, num_pairs=25_000, spread=False):

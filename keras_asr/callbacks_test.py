@@ -9,6 +9,7 @@ import pytest
 from keras_asr import build_model
 from keras_asr import callbacks
 from keras_asr import compile_model
+from keras_asr import metrics as keras_asr_metrics
 from keras_asr import sources
 from keras_asr import training
 from keras_asr.data import PairPool
@@ -142,6 +143,35 @@ def test_spread_refinement_sample_covers_every_piece(pool):
     spread = callbacks.refinement_indices(pool, n, spread=True)
     assert len(first) == len(spread) == n < len(pool)
     assert len(pieces(first)) == 1 and len(pieces(spread)) == 3
+
+
+def test_spread_validation_sample_covers_every_piece(pool):
+    n = int(np.sum(pool.pair_example == 0))
+    pieces = {s: {pool.example_piece[e] for e in pool.pair_example[callbacks.validation_indices(pool, n, s)]}
+              for s in callbacks.VALIDATION_SAMPLES}
+    assert pieces == {"first": {pool.example_piece[0]}, "spread": set(pool.example_piece)}
+    with pytest.raises(ValueError, match="sample must be one of"):
+        callbacks.validation_indices(pool, n, "random")
+
+
+@pytest.mark.slow
+def test_resuming_with_another_validation_set_rescores_the_best(pool, tmp_path):
+    # A run validated on the first pairs, resumed on spread ones: its best must be measured on the new set,
+    # or epoch 2 would be compared with a number from another metric.
+    n = len(pool) // 2  # fewer than the pool, so that the two samples differ
+    first, _ = _train(pool, output_dir=str(tmp_path), epochs=1, validation_pairs=n)
+    spread = callbacks.validation_indices(pool, n, "spread")
+    assert set(spread) != set(callbacks.validation_indices(pool, n, "first"))
+    out = first.predict(pool.batch(spread, CONTEXT), batch_size=100, verbose=0)  # as ValidationMRR batches
+    expected = float(keras_asr_metrics.mean_reciprocal_rank(out["audio_embedding"], out["sheet_embedding"]))
+    _, history = _train(pool, output_dir=str(tmp_path), epochs=2, validation_pairs=n, validation_sample="spread")
+    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    assert state["validation"] == {"pairs": n, "sample": "spread"}
+    (change,) = state["validation_changes"]
+    assert change["after_epoch"] == 1 and change["from"] == {"pairs": n, "sample": "first"}
+    assert change["best_before"] == pytest.approx(history[0]["val_mrr"])
+    assert change["best_after"] == pytest.approx(expected, abs=1e-4)  # float32 sums in another order
+    assert state["schedule"]["best"] == pytest.approx(max(expected, history[1]["val_mrr"]), abs=1e-5)
 
 
 @pytest.mark.slow

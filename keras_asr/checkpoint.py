@@ -41,12 +41,21 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Args:
         directory: output folder.
         schedule: the `RefinementSchedule` whose state to save, or None.
+        validation: JSON-ready description of the validation set the schedule's metric is measured on (e.g.
+            `{"pairs": 1000, "sample": "first"}`); `restore` hands back the recorded one, so that a run resumed
+            with another validation set can re-score its best weights instead of comparing across metrics.
     """
 
-    def __init__(self, directory, schedule=None):
+    # What runs recorded before the validation set was: the paper's first 1,000 validation pairs.
+    LEGACY_VALIDATION = {"pairs": 1000, "sample": "first"}
+
+    def __init__(self, directory, schedule=None, validation=None):
         super().__init__()
         self.directory = directory
         self.schedule = schedule
+        self.validation = validation
+        self.restored_validation = None
+        self.validation_changes = []
         self.history = []
         os.makedirs(directory, exist_ok=True)
 
@@ -75,6 +84,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "loss": loss_of(self.model),
             "files": files,
         }
+        if self.validation is not None:
+            state["validation"] = self.validation
+        if self.validation_changes:
+            state["validation_changes"] = self.validation_changes
         if self.schedule is not None:
             state["schedule"] = self.schedule.get_state()
             if self.schedule.best_epoch == epoch:
@@ -101,7 +114,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def restore(self, model):
         """Loads the latest checkpoint into `model` (compiled); returns the number of finished epochs (0: none).
 
-        Restores the optimizer state, learning rate, history and the schedule's counters and best weights.
+        Restores the optimizer state, learning rate, history and the schedule's counters and best weights;
+        `restored_validation` becomes the validation set the checkpoint was measured on.
         """
         state = self._state()
         if not state:
@@ -128,6 +142,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         model.load_weights(self._path(files["latest"]))
         model.optimizer.learning_rate.assign(state["learning_rate"])
         self.history = state["history"]
+        self.restored_validation = state.get("validation", self.LEGACY_VALIDATION)
+        self.validation_changes = state.get("validation_changes", [])
         return state["epoch"]
 
 

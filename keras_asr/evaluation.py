@@ -11,6 +11,8 @@ tempo = keras_asr.evaluation.evaluate_tempo(model, keras_asr.evaluation.tempo_po
 
 import json
 import os
+import sys
+import time
 
 import numpy as np
 
@@ -102,8 +104,10 @@ def attention_statistics(model, pool, indices=None, batch_size=100):
 
 
 def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_tempo", pairs=EVAL_PAIRS,
-                  data_dir=None, corpus=None, soundfont=None):
+                  data_dir=None, corpus=None, soundfont=None, log=sys.stderr):
     """Table 2 (both directions, unrefined and refined CCA) and Table 3 for training runs.
+
+    A line per model and table goes to `log` as each is done (an evaluation of several runs takes minutes).
 
     Args:
         runs: {name: folder written by `training.train`} (`model.keras`, optionally `model_unrefined.keras`), or
@@ -116,6 +120,7 @@ def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_te
         corpus: a corpus root to read instead of `dataset` (`corpus_pools`): Table 2 on the tempo-1.0
             performances of `split`, Table 3 on all its tempo ratios (if `tempo_split`).
         soundfont: with `corpus`, keep only the performances of this sound (e.g. "SampledPiano-p0-expr").
+        log: a text stream for progress, or None.
 
     Returns:
         (text, results): the tables as Markdown, and the numbers as a JSON-ready dict.
@@ -132,15 +137,27 @@ def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_te
         pool = PairPool.from_tfds(split, name=dataset, data_dir=data_dir)
         tempo = tempo_pools(dataset, tempo_split, data_dir) if tempo_split else {}
     n = len(pool.eval_indices(pairs))
+    start = time.time()
+
+    def report(name, what, results):
+        if log is not None:
+            mrr = "; ".join(f"{d.replace('2', ' -> ')} MRR {r['MRR']:.3f}" for d, r in results.items())
+            print(f"[{time.time() - start:6.0f} s] {name}, {what}: {mrr}", file=log, flush=True)
+
     table2a, table2b, table3 = {}, {}, {}
     for name, folder in runs.items():
         unrefined = os.path.join(folder, "model_unrefined.keras")
         if os.path.isdir(folder) and os.path.exists(unrefined):
             table2a[name] = evaluate_model(load_model(unrefined), pool, pairs)
+            report(name, "Table 2, unrefined CCA", table2a[name])
         model = load_model(folder if folder.endswith(".keras") else os.path.join(folder, "model.keras"))
         table2b[name] = evaluate_model(model, pool, pairs)
+        report(name, "Table 2, refined CCA", table2b[name])
         if tempo:
-            table3[name] = evaluate_tempo(model, tempo, pairs)
+            table3[name] = {}
+            for ratio, tempo_pool in tempo.items():
+                table3[name][ratio] = evaluate_model(model, tempo_pool, pairs)
+                report(name, f"Table 3, tempo x{ratio:g}", {"audio2sheet": table3[name][ratio]["audio2sheet"]})
 
     sound = f", sound {soundfont}" if corpus and soundfont else ""
     text = [f"Test set: {dataset} split {split}{sound}, {n} pairs ({n} candidates).", ""]

@@ -1,7 +1,7 @@
 """The paper's training schedule in one call.
 
 Adam (lr 0.002), batches of 100 pairs, an epoch of 10,000 pairs; early stopping on the audio -> sheet MRR of
-the first 1,000 validation pairs with patience 60, then up to 5 rounds of restore-best + lr * 0.5 with
+the first 1,000 validation pairs (or 1,000 spread over the split: `validation_sample`) with patience 60, then up to 5 rounds of restore-best + lr * 0.5 with
 patience 10; finally the CCA statistics are refitted on the first 25,000 training pairs. Every argument
 defaults to the paper's value; shrink them for a short run.
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from keras_asr import callbacks as asr_callbacks
 from keras_asr import sources
+from keras_asr.checkpoint import copy_weights
 from keras_asr.data import PairPool
 from keras_asr.distribution import data_parallel
 from keras_asr.losses import LOSSES
@@ -61,6 +62,7 @@ def train(
     refinement_rounds=5,
     refinement_patience=10,
     validation_pairs=1_000,
+    validation_sample="first",
     refine_pairs=25_000,
     refine_sample="first",
     time_limit=None,
@@ -94,7 +96,10 @@ def train(
         patience: epochs without validation-MRR improvement before the first refinement round.
         refinement_rounds: rounds of restore-best + lr * 0.5 (0: plain early stopping).
         refinement_patience: patience within the rounds.
-        validation_pairs: the first this many validation pairs give the MRR.
+        validation_pairs: this many validation pairs give the MRR.
+        validation_sample: "first" (the paper: the first `validation_pairs` pairs in piece order, on a corpus in
+            piece order its first few pieces) or "spread" (evenly spaced over all validation pairs). A run resumed
+            with another validation set re-scores its best weights on the new one before it goes on.
         refine_pairs: training pairs embedded to refit the CCA at the end (0: no refinement).
         refine_sample: "first" (the paper: the first `refine_pairs` pairs in piece order) or "spread" (evenly
             spaced over all training pairs; better on a large corpus, whose first pairs are a few pieces).
@@ -129,6 +134,9 @@ def train(
     """
     if refine_sample not in asr_callbacks.REFINE_SAMPLES:  # before minutes of data loading
         raise ValueError(f"refine_sample must be one of {asr_callbacks.REFINE_SAMPLES}, got {refine_sample!r}.")
+    if validation_sample not in asr_callbacks.VALIDATION_SAMPLES:
+        raise ValueError(f"validation_sample must be one of {asr_callbacks.VALIDATION_SAMPLES}, got "
+                         f"{validation_sample!r}.")
     if not 0.0 <= page_augment <= 1.0:
         raise ValueError(f"page_augment must be in [0, 1], got {page_augment!r}.")
     if tempo_augment is not None:
@@ -153,18 +161,22 @@ def train(
         compile_model(model, learning_rate=learning_rate, loss=loss)
     frames = model.frames
 
-    val_idx = np.arange(min(validation_pairs, len(valid_pool)))
+    val_idx = asr_callbacks.validation_indices(valid_pool, validation_pairs, validation_sample)
+    validation = {"pairs": int(len(val_idx)), "sample": validation_sample}
     schedule = asr_callbacks.RefinementSchedule(
         patience=patience, refinement_rounds=refinement_rounds, refinement_patience=refinement_patience)
     guard = asr_callbacks.NaNGuard()
-    cbs = [asr_callbacks.ValidationMRR(valid_pool.batch(val_idx, frames), batch_size=batch_size), guard]
+    validate = asr_callbacks.ValidationMRR(valid_pool.batch(val_idx, frames), batch_size=batch_size)
+    cbs = [validate, guard]
     initial_epoch = 0
     checkpoint = None
     if output_dir is not None:
-        checkpoint = asr_callbacks.EpochCheckpoint(os.path.join(output_dir, "checkpoint"), schedule)
+        checkpoint = asr_callbacks.EpochCheckpoint(os.path.join(output_dir, "checkpoint"), schedule, validation)
         initial_epoch = checkpoint.restore(model)
         if initial_epoch:
             print(f"Resuming from {checkpoint.directory} after epoch {initial_epoch}.")
+            if checkpoint.restored_validation != validation:
+                _rescore_best(model, schedule, validate, checkpoint, validation, initial_epoch)
     if init_from is not None and not initial_epoch:
         from keras_asr import warm_start
 
@@ -219,6 +231,25 @@ def train(
     return model, history
 
 
+def _rescore_best(model, schedule, validate, checkpoint, validation, epoch):
+    """The run resumes with another validation set: its best value so far is re-measured on the new one.
+
+    Otherwise a later epoch would be compared with a number from another metric. The change is recorded in
+    the checkpoint (`validation_changes`), so a plot of the curve can mark where the metric changed.
+    """
+    before, old = schedule.best, checkpoint.restored_validation
+    if schedule.best_weights is not None:
+        latest = copy_weights(model)
+        model.set_weights(schedule.best_weights)
+        schedule.best = float(validate.score(model))
+        model.set_weights(latest)
+    checkpoint.validation_changes.append({"after_epoch": epoch, "from": old, "to": validation,
+                                          "best_before": before, "best_after": schedule.best})
+    print(f"The validation set changed ({old['pairs']} {old['sample']} -> {validation['pairs']} "
+          f"{validation['sample']} pairs): the best weights so far (epoch {schedule.best_epoch + 1}) score "
+          f"{schedule.best:.4f} on it ({before:.4f} on the old one).")
+
+
 def _numeric_failure(error):
     text = f"{type(error).__name__} {error}".lower()
     keys = ("nan", "infinite", "non-finite", "checknumerics", "cholesky", "positive-definite",
@@ -237,7 +268,7 @@ PAPER_DEFAULTS = {
     name: inspect.signature(train).parameters[name].default
     for name in (
         "learning_rate", "batch_size", "pairs_per_epoch", "patience", "refinement_rounds",
-        "refinement_patience", "validation_pairs", "refine_pairs",
+        "refinement_patience", "validation_pairs", "validation_sample", "refine_pairs",
     )
 }
 
@@ -287,6 +318,10 @@ def add_arguments(parser):
     parser.add_argument("--refinement-rounds", type=natural, default=d["refinement_rounds"])
     parser.add_argument("--refinement-patience", type=count, default=d["refinement_patience"])
     parser.add_argument("--validation-pairs", type=count, default=d["validation_pairs"])
+    parser.add_argument("--validation-sample", choices=asr_callbacks.VALIDATION_SAMPLES,
+                        default=d["validation_sample"],
+                        help="validate on the first --validation-pairs pairs (paper) or on pairs spread over all "
+                             "of them (every piece of the split)")
     parser.add_argument("--refine-pairs", type=natural, default=d["refine_pairs"])
     parser.add_argument("--refine-sample", choices=asr_callbacks.REFINE_SAMPLES, default="first",
                         help="refit the CCA on the first --refine-pairs training pairs (paper) or on pairs spread "
@@ -367,6 +402,7 @@ def train_from_arguments(args):
         output_dir=args.output, epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
         pairs_per_epoch=args.pairs_per_epoch, patience=args.patience, refinement_rounds=args.refinement_rounds,
         refinement_patience=args.refinement_patience, validation_pairs=args.validation_pairs,
+        validation_sample=args.validation_sample,
         refine_pairs=args.refine_pairs, refine_sample=args.refine_sample, time_limit=args.time_limit,
         seed=args.seed, precision=args.precision, page_augment=args.page_augment, loss=args.loss,
         tempo_augment=args.tempo_augment, init_from=args.init_from,
