@@ -1,4 +1,5 @@
 import glob
+import io
 import types
 
 import numpy as np
@@ -76,7 +77,14 @@ def test_a_corpus_folder_and_a_model_file_are_evaluated_directly(tmp_path):
     pools = evaluation.corpus_pools(fixture_root(), "test")
     assert sorted(pools) == [1.0, 2.0]  # the test piece's renders at tempo 1 (3 SoundFonts) and 2
     assert {pools[1.0].example_performance[k].rsplit("_", 1)[-1] for k in range(3)} == {"GM", "General", "TimGM6mb"}
-    text, results = evaluation.evaluate_runs({"untrained": path}, split="test", pairs=60, corpus=fixture_root())
+    progress = io.StringIO()
+    text, results = evaluation.evaluate_runs({"untrained": path}, split="test", pairs=60, corpus=fixture_root(),
+                                             log=progress)
+    # A line per table as it is done: Table 2 (refined) and one per tempo of Table 3.
+    lines = progress.getvalue().splitlines()
+    assert [line.split("] ", 1)[1].split(":")[0] for line in lines] == [
+        "untrained, Table 2, refined CCA", "untrained, Table 3, tempo x1", "untrained, Table 3, tempo x2"]
+    assert "audio -> sheet MRR" in lines[0] and "sheet -> audio MRR" in lines[0]
     assert results["dataset"] == fixture_root() and results["pairs"] == len(pools[1.0].eval_indices(60)) > 10
     assert set(results["table2b"]["untrained"]) == {"audio2sheet", "sheet2audio"} and not results["table2a"]
     assert sorted(results["table3"]["untrained"]) == ["1.0", "2.0"] and "Table 3" in text
