@@ -137,7 +137,7 @@ def noise_spectrograms(count, seed):
 
 
 def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed, open_set, noise, smooth, log,
-             sliding=True, rates=QUERY_RATES, probe=None, snap_onsets=True):
+             sliding=True, rates=QUERY_RATES, probe=None, snap_onsets=True, unknown_split=None, unknown_pieces=0):
     encoders = encoding.load_encoders(model=model_path, sliding=sliding)
     pieces = test_pieces(root, split)
     t0 = time.time()
@@ -207,7 +207,53 @@ def evaluate(root, split, model_path, ratios, soundfont, hop, excerpts, k, seed,
                            "withheld": float(np.mean([m["piece"] is None for m in answered])),
                            "confidence": [m["confidence"] for m in answered]}
         log(f"  noise: {len(answered)} queries, answer withheld for {100 * report['noise']['withheld']:.0f} %")
+    if unknown_split and unknown_pieces:
+        report["unknown"] = unknown_queries(root, unknown_split, unknown_pieces, index, encoders, excerpts, k,
+                                            sequences, rates, probe, seed, log)
+        if "1.0" in report["tempo"]:
+            report["calibration"] = calibration(report["tempo"]["1.0"]["queries"], report["unknown"]["confidence"])
+            for row in report["calibration"]:
+                log(f"  confidence >= {row['threshold']:.2f}: known answered right {100 * row['known_right']:.0f} %,"
+                    f" wrong {100 * row['known_wrong']:.0f} %; unknown answered {100 * row['unknown_answered']:.1f} %")
     return report
+
+
+def unknown_queries(root, split, count, index, encoders, excerpts, k, sequences, rates, probe, seed, log):
+    """Queries of pieces the index does not hold: a clip of one performance of each of `count` pieces of
+    another split (spread over it), for the false-answer rate of the margin rule on many unknown pieces."""
+    pieces = test_pieces(root, split)
+    pieces = [pieces[i] for i in np.unique(np.linspace(0, len(pieces) - 1, min(count, len(pieces))).astype(int))]
+    answered, confidence = [], []
+    for n, piece in enumerate(pieces, 1):
+        folder = os.path.join(root, piece, "performances")
+        performance = sorted(os.listdir(folder))[0]
+        clip, _ = clip_of(layout.load_spectrogram(os.path.join(folder, performance)), piece, performance, seed)
+        if clip.shape[1] < encoders.frames:
+            continue
+        match = identification.identify(index, encoders, clip, excerpts, k, sequences, rates, probe=probe)["match"]
+        answered.append(match["piece"])
+        confidence.append(match["confidence"])
+        if n % 25 == 0:
+            log(f"  unknown pieces ({split}): {n} of {len(pieces)} queries")
+    withheld = float(np.mean([a is None for a in answered])) if answered else float("nan")
+    log(f"  unknown pieces ({split}): {len(answered)} queries, answer withheld for {100 * withheld:.1f} %")
+    return {"split": split, "queries": len(answered), "withheld": withheld, "confidence": confidence}
+
+
+CONFIDENCES = (0.4, 0.5, 0.55, 0.6, round(identification.ANSWER_CONFIDENCE, 3), 0.7, 0.8)
+
+
+def calibration(known_rows, unknown_confidence):
+    """What a confidence threshold would do: the share of indexed pieces' queries answered right and wrong, and
+    the share of unknown pieces' queries answered, for each threshold of `CONFIDENCES` (the margin rule's own
+    among them)."""
+    conf = np.array([r["confidence"] for r in known_rows])
+    right = np.array([r["rank"] == 1 for r in known_rows])
+    unknown = np.asarray(unknown_confidence, np.float64)
+    return [{"threshold": round(float(c), 3), "known_right": float(np.mean((conf >= c) & right)),
+             "known_wrong": float(np.mean((conf >= c) & ~right)),
+             "unknown_answered": float(np.mean(unknown >= c)) if len(unknown) else float("nan")}
+            for c in sorted(CONFIDENCES)]
 
 
 def summarise(rows):
@@ -296,6 +342,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise", type=int, default=10, help="pink-noise queries (0: none)")
     parser.add_argument("--no-open-set", action="store_true", help="skip the left-out-piece queries")
+    parser.add_argument("--unknown-split", default=None, metavar="SPLIT",
+                        help="query pieces of this split, which the index does not hold (e.g. train), to calibrate "
+                             "the margin rule on many unknown pieces")
+    parser.add_argument("--unknown-pieces", type=int, default=100, help="how many pieces of --unknown-split")
     parser.add_argument("--out", help="JSON file for the full report")
     parser.add_argument("--table", metavar="JSON", help="only print the Markdown table of a written report")
     args = parser.parse_args(argv)
@@ -314,7 +364,8 @@ def main(argv=None):
         reports.append(evaluate(args.corpus, args.split, model, args.tempo, args.soundfont, args.hop, args.excerpts,
                                 args.top, args.seed, not args.no_open_set, args.noise, args.smooth, log,
                                 sliding=not args.no_sliding, rates=tuple(args.query_rates), probe=args.probe,
-                                snap_onsets=not args.no_onset_snap))
+                                snap_onsets=not args.no_onset_snap, unknown_split=args.unknown_split,
+                                unknown_pieces=args.unknown_pieces))
         if args.out:  # after every model, so that a long run keeps what it has measured
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
             with open(args.out, "w") as f:

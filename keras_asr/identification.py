@@ -33,6 +33,8 @@ DENSE_ROWS = 200_000
 CANDIDATES = 100
 # The best path must lead the second by this many standard deviations of the other pieces' scores.
 NO_MATCH_Z = 2.0
+# The confidence of a margin of exactly NO_MATCH_Z deviations (`_decide`): answers have at least this (0.632).
+ANSWER_CONFIDENCE = float(1.0 - np.exp(-1.0))
 # Half-width (in excerpts) of the line fitted through a path's positions: ~1 s of a 30 s query's 100 excerpts.
 SMOOTH_EXCERPTS = 4
 # Excerpts a tempo search tries each rate on before matching all of them at the best one (`identify`'s probe).
