@@ -16,15 +16,19 @@ def main(argv=None):
     p.add_argument("--run", action="append", required=True, help="NAME=DIR of a training run (repeatable)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
-    histories = {}
+    histories, changes = {}, {}
     for spec in a.run:
         name, folder = spec.split("=", 1)
         with open(os.path.join(folder, "checkpoint", "state.json")) as f:
-            histories[name] = json.load(f)["history"]
+            state = json.load(f)
+        histories[name] = state["history"]
+        # A run resumed with another validation set (--validation-sample): its curve changes metric there.
+        changes[name] = [(c["after_epoch"], f"{c['to']['pairs']} {c['to']['sample']} validation pairs")
+                         for c in state.get("validation_changes", [])]
         rows = histories[name]
         print(name, ", ".join(f"{h['epoch']}: {h.get('val_mrr', float('nan')):.3f}" for h in rows))
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
-    plots.plot_validation_curves(histories).savefig(a.out, dpi=110)
+    plots.plot_validation_curves(histories, changes=changes).savefig(a.out, dpi=110)
     print("wrote", a.out)
 
 

@@ -54,6 +54,12 @@ def test_attention_statistics_and_figures(pool, tmp_path):
     plots.plot_entropy_vs_onsets(entropy, onsets, 32).savefig(tmp_path / "b.png")
     plots.plot_validation_curves({"x": [{"epoch": 1, "val_mrr": 0.1}, {"epoch": 2, "val_mrr": 0.2}]}).savefig(
         tmp_path / "c.png")
+    # A run whose validation set changed after epoch 2: two segments of one colour, the second named.
+    history = [{"epoch": e, "val_mrr": v} for e, v in enumerate([0.1, 0.3, 0.2, 0.25], 1)]
+    fig = plots.plot_validation_curves({"x": history}, changes={"x": [(2, "spread")]})
+    lines = fig.axes[0].get_lines()
+    assert [list(line.get_xdata()) for line in lines] == [[1, 2], [3, 4]]
+    assert lines[0].get_color() == lines[1].get_color() and lines[1].get_label() == "x, spread"
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("a.png", "b.png", "c.png"))
 
 

@@ -98,13 +98,15 @@ def plot_entropy_vs_onsets(entropy, onsets, context=None, title=None):
     return fig
 
 
-def plot_validation_curves(histories, key="val_mrr", title="Validation MRR (audio -> sheet)"):
+def plot_validation_curves(histories, key="val_mrr", title="Validation MRR (audio -> sheet)", changes=None):
     """Validation metric per epoch of one or more runs.
 
     Args:
         histories: {run name: list of per-epoch log dicts with "epoch" and `key`}.
         key: the metric.
         title: plot title.
+        changes: {run name: [(epoch, label)]}: the run's validation set changed after `epoch` (a checkpoint's
+            `validation_changes`); the curve is broken there, dashed after it, and `label` names the new set.
 
     Returns:
         The figure.
@@ -112,7 +114,17 @@ def plot_validation_curves(histories, key="val_mrr", title="Validation MRR (audi
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, history in histories.items():
         rows = [h for h in history if key in h]
-        ax.plot([h["epoch"] for h in rows], [h[key] for h in rows], "o-", ms=3, label=name)
+        cuts = sorted((changes or {}).get(name, []))
+        bounds = [0] + [e for e, _ in cuts] + [max([h["epoch"] for h in rows], default=0)]
+        colour = None
+        for i in range(len(bounds) - 1):
+            part = [h for h in rows if bounds[i] < h["epoch"] <= bounds[i + 1]]
+            if not part:
+                continue
+            label = name if i == 0 else f"{name}, {cuts[i - 1][1]}"
+            (line,) = ax.plot([h["epoch"] for h in part], [h[key] for h in part], "o-" if i == 0 else "s--", ms=3,
+                              label=label, color=colour)
+            colour = line.get_color()
     ax.set_xlabel("epoch")
     ax.set_ylabel(key)
     ax.set_title(title, fontsize=10)
