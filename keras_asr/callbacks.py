@@ -224,8 +224,9 @@ class CCARefinement(keras.callbacks.Callback):
     """Refits the CCA layer's inference statistics on training pairs at the end of training.
 
     Embeds the first `num_pairs` pairs of `pool` (its fixed piece -> performance -> onset order, no
-    augmentation; or pairs spread over it) with the trained towers and calls `model.cca.refine`. Runs after the schedule has restored
-    the best weights (put it after `RefinementSchedule` in the callback list); skipped for a broken model.
+    augmentation; or pairs spread over it) with the trained towers and calls `model.cca.refine`. Runs after the
+    schedule has restored the best weights (put it after `RefinementSchedule` in the callback list); skipped for
+    a broken model.
 
     Args:
         pool: a `keras_asr.data.PairPool` of the training split.

@@ -175,6 +175,25 @@ def test_resuming_with_another_validation_set_rescores_the_best(pool, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_checkpoint_without_its_validation_set_is_rescored_once(pool, tmp_path):
+    # Checkpoints written before the validation set was recorded do not say how many pairs they took: the
+    # resumed run re-measures the best weights rather than assume a count.
+    n = len(pool) // 2
+    _, history = _train(pool, output_dir=str(tmp_path), epochs=1, validation_pairs=n)
+    path = tmp_path / "checkpoint" / "state.json"
+    state = json.loads(path.read_text())
+    del state["validation"]
+    path.write_text(json.dumps(state))
+    _train(pool, output_dir=str(tmp_path), epochs=2, validation_pairs=n)
+    state = json.loads(path.read_text())
+    (change,) = state["validation_changes"]
+    assert change["from"] == {"pairs": None, "sample": "first"}
+    assert change["to"] == state["validation"] == {"pairs": n, "sample": "first"}
+    # It was the same set after all: the re-measured best is the recorded one.
+    assert change["best_after"] == pytest.approx(history[0]["val_mrr"], abs=1e-4)
+
+
+@pytest.mark.slow
 def test_resuming_with_another_architecture_is_one_line(trained):
     # The run of `trained` is BL2 with a 16-frame context; the same output folder with +AT must not resume it.
     other = compile_model(build_model(context=CONTEXT, attention=True))

@@ -46,8 +46,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
             with another validation set can re-score its best weights instead of comparing across metrics.
     """
 
-    # What runs recorded before the validation set was: the paper's first 1,000 validation pairs.
-    LEGACY_VALIDATION = {"pairs": 1000, "sample": "first"}
+    # Runs checkpointed before the validation set was recorded took the first pairs of the split; how many is
+    # unknown (None), so such a run re-scores its best weights once when it resumes.
+    LEGACY_VALIDATION = {"pairs": None, "sample": "first"}
 
     def __init__(self, directory, schedule=None, validation=None):
         super().__init__()

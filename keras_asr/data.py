@@ -62,8 +62,8 @@ class PairPool:
 
     Args:
         examples: iterable of performance records (`keras_asr.sources`: TFDS examples or a corpus reader's
-            records) with `piece`, `performance`, `strip` (200, W[, 1]) uint8, `spectrogram` (92, N), `onset_frames` (k,) and
-            `notehead_x` (k,).
+            records) with `piece`, `performance`, `strip` (200, W[, 1]) uint8, `spectrogram` (92, N),
+            `onset_frames` (k,) and `notehead_x` (k,).
     """
 
     # Strength of `keras_asr.page_augment` on training snippets of `dataset` (0: off; 1: its full ranges).

@@ -65,9 +65,17 @@ def corpus_pools(root, split="test", soundfont=None):
     return {r: PairPool(records) for r, records in by_ratio.items()}
 
 
-def evaluate_tempo(model, pools, n=EVAL_PAIRS, batch_size=100):
-    """{tempo ratio: Table 2 metrics}: each tempo's renders retrieve among themselves, as in Table 3."""
-    return {r: evaluate_model(model, pool, n, batch_size) for r, pool in pools.items()}
+def evaluate_tempo(model, pools, n=EVAL_PAIRS, batch_size=100, on_ratio=None):
+    """{tempo ratio: Table 2 metrics}: each tempo's renders retrieve among themselves, as in Table 3.
+
+    `on_ratio(ratio, metrics)` is called as each ratio is done (progress of a long evaluation).
+    """
+    results = {}
+    for ratio, pool in pools.items():
+        results[ratio] = evaluate_model(model, pool, n, batch_size)
+        if on_ratio is not None:
+            on_ratio(ratio, results[ratio])
+    return results
 
 
 def attention_entropy(weights):
@@ -154,10 +162,10 @@ def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_te
         table2b[name] = evaluate_model(model, pool, pairs)
         report(name, "Table 2, refined CCA", table2b[name])
         if tempo:
-            table3[name] = {}
-            for ratio, tempo_pool in tempo.items():
-                table3[name][ratio] = evaluate_model(model, tempo_pool, pairs)
-                report(name, f"Table 3, tempo x{ratio:g}", {"audio2sheet": table3[name][ratio]["audio2sheet"]})
+            table3[name] = evaluate_tempo(
+                model, tempo, pairs,
+                on_ratio=lambda ratio, r, name=name: report(
+                    name, f"Table 3, tempo x{ratio:g}", {"audio2sheet": r["audio2sheet"]}))
 
     sound = f", sound {soundfont}" if corpus and soundfont else ""
     text = [f"Test set: {dataset} split {split}{sound}, {n} pairs ({n} candidates).", ""]
@@ -169,7 +177,8 @@ def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_te
     if table3:
         sizes = ", ".join(f"{r:g}: {len(p.eval_indices(pairs))}" for r, p in tempo.items())
         text += [metrics.format_table3(table3), "", f"Pairs per tempo ratio: {sizes}.", ""]
-    results = {"dataset": dataset, "split": split, "soundfont": soundfont if corpus else None, "pairs": n, "table2a": table2a, "table2b": table2b,
+    results = {"dataset": dataset, "split": split, "soundfont": soundfont if corpus else None, "pairs": n,
+               "table2a": table2a, "table2b": table2b,
                "table3": {k: {str(r): v for r, v in t.items()} for k, t in table3.items()}}
     return "\n".join(text), results
 

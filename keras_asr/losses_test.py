@@ -74,7 +74,8 @@ def test_losses_by_name():
     from keras_asr.losses import InfoNCELoss
     from keras_asr.losses import get_loss
 
-    assert isinstance(get_loss("hinge", margin=0.5), PairwiseRankingLoss) and get_loss("hinge", margin=0.5).margin == 0.5
+    hinge = get_loss("hinge", margin=0.5)
+    assert isinstance(hinge, PairwiseRankingLoss) and hinge.margin == 0.5
     assert isinstance(get_loss("infonce"), InfoNCELoss)
     mine = PairwiseRankingLoss(margin=0.1)
     assert get_loss(mine) is mine

@@ -1,9 +1,9 @@
 """The paper's training schedule in one call.
 
 Adam (lr 0.002), batches of 100 pairs, an epoch of 10,000 pairs; early stopping on the audio -> sheet MRR of
-the first 1,000 validation pairs (or 1,000 spread over the split: `validation_sample`) with patience 60, then up to 5 rounds of restore-best + lr * 0.5 with
-patience 10; finally the CCA statistics are refitted on the first 25,000 training pairs. Every argument
-defaults to the paper's value; shrink them for a short run.
+the first 1,000 validation pairs (or 1,000 spread over the split: `validation_sample`) with patience 60, then
+up to 5 rounds of restore-best + lr * 0.5 with patience 10; finally the CCA statistics are refitted on the
+first 25,000 training pairs. Every argument defaults to the paper's value; shrink them for a short run.
 
 Example:
 
@@ -245,9 +245,11 @@ def _rescore_best(model, schedule, validate, checkpoint, validation, epoch):
         model.set_weights(latest)
     checkpoint.validation_changes.append({"after_epoch": epoch, "from": old, "to": validation,
                                           "best_before": before, "best_after": schedule.best})
-    print(f"The validation set changed ({old['pairs']} {old['sample']} -> {validation['pairs']} "
-          f"{validation['sample']} pairs): the best weights so far (epoch {schedule.best_epoch + 1}) score "
-          f"{schedule.best:.4f} on it ({before:.4f} on the old one).")
+    def described(v):
+        return f"{'an unrecorded number of' if v['pairs'] is None else v['pairs']} {v['sample']}"
+
+    print(f"The validation set changed ({described(old)} -> {described(validation)} pairs): the best weights "
+          f"so far (epoch {schedule.best_epoch + 1}) score {schedule.best:.4f} on it ({before:.4f} on the old one).")
 
 
 def _numeric_failure(error):
