@@ -245,6 +245,7 @@ def _rescore_best(model, schedule, validate, checkpoint, validation, epoch):
         model.set_weights(latest)
     checkpoint.validation_changes.append({"after_epoch": epoch, "from": old, "to": validation,
                                           "best_before": before, "best_after": schedule.best})
+
     def described(v):
         return f"{'an unrecorded number of' if v['pairs'] is None else v['pairs']} {v['sample']}"
 
