@@ -1,5 +1,6 @@
 """Figures 2/3 (attention over the spectrogram of the same test excerpts at different tempi) and Figure 4
-(attention entropy against the number of onsets in the excerpt, over the test set) for an attention model.
+(attention entropy against the number of onsets in the excerpt, over the test set) for an attention model, and
+whether the attention follows the tempo (its mean profile and effective width over each tempo render).
 
     KERAS_BACKEND=tensorflow python examples/plot_attention.py --model outputs/bl2_lc_at/model.keras \
         --dataset msmd/small --out outputs/figures
@@ -22,6 +23,7 @@ def main(argv=None):
     p.add_argument("--dataset", default="msmd/small")
     p.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS's)")
     p.add_argument("--excerpts", type=int, default=3, help="test excerpts in Figures 2/3")
+    p.add_argument("--tempo-excerpts", type=int, default=2000, help="excerpts per tempo render for the tempo profile")
     p.add_argument("--out", default="outputs/figures")
     a = p.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
@@ -50,6 +52,21 @@ def main(argv=None):
         path = os.path.join(a.out, f"attention_excerpt{j + 1}.png")
         fig.savefig(path, dpi=110)
         print("wrote", path)
+
+    # How long a snippet's music lasts at each tempo: what the attention would have to span.
+    print("tempo  snippet's music in frames: 5th / 25th / 50th / 75th / 95th percentile")
+    for ratio, pool in sorted(tempo.items()):
+        print(f"x{ratio:<5g} " + " / ".join(f"{v:.0f}" for v in np.percentile(evaluation.snippet_spans(pool),
+                                                                             [5, 25, 50, 75, 95])))
+    # Does the attention follow the tempo? The same measures over each tempo render of the test pieces.
+    by_tempo = evaluation.attention_by_tempo(model, tempo, n=a.tempo_excerpts)
+    print("tempo  excerpts  entropy (nats)  effective width (frames)  weight in the central 2.1 s")
+    for ratio, r in by_tempo.items():
+        print(f"x{ratio:<5g} {r['n']:>8}  {r['entropy']:>14.3f}  {r['width']:>24.1f}  {r['centre_share']:>27.1%}")
+    fig = plots.plot_attention_by_tempo(by_tempo, f"mean attention, {a.tempo_excerpts} test excerpts per tempo")
+    path = os.path.join(a.out, "attention_by_tempo.png")
+    fig.savefig(path, dpi=110)
+    print("wrote", path)
 
     # Figure 4 over the fixed test set.
     test = PairPool.from_tfds("test", name=a.dataset, data_dir=a.data_dir)

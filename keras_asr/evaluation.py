@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from keras_asr import geometry
 from keras_asr import metrics
 from keras_asr import sources
 from keras_asr.data import EVAL_PAIRS
@@ -109,6 +110,67 @@ def attention_statistics(model, pool, indices=None, batch_size=100):
     spec = pool.batch(indices, model.frames)["spectrogram"]
     weights = np.asarray(model.audio_tower.attention_model.predict(spec, batch_size=batch_size, verbose=0))
     return attention_entropy(weights), onsets_in_excerpt(pool, indices, model.frames), weights
+
+
+def snippet_spans(pool, width=None, window=None, step=5):
+    """How many audio frames the music of a sheet snippet lasts: the snippet's width over the local score speed.
+
+    For every `step`-th pair (in time order within its performance), a line is fitted to the strip x of the
+    noteheads sounding within `window` frames of its onset; `width` px over its slope (px per frame) is the
+    span. Windows where the score jumps back (a repeat) or stands still are skipped.
+
+    Args:
+        pool: a PairPool (or anything with `pair_example`, `pair_onset`, `pair_x`).
+        width: snippet width in px (default: `geometry.SNIPPET_WINDOW[1]`).
+        window: half-width in frames of the fit (default: half the long context).
+
+    Returns:
+        float array of spans in frames.
+    """
+    width = geometry.SNIPPET_WINDOW[1] if width is None else width
+    window = geometry.CONTEXTS["LC"] // 2 if window is None else window
+    spans = []
+    for e in np.unique(pool.pair_example):
+        order = np.flatnonzero(pool.pair_example == e)
+        order = order[np.argsort(pool.pair_onset[order], kind="stable")]
+        onset, x = pool.pair_onset[order].astype(np.float64), pool.pair_x[order].astype(np.float64)
+        for i in range(0, len(onset), step):
+            near = np.abs(onset - onset[i]) <= window
+            a, b = onset[near], x[near]
+            if np.ptp(a) == 0 or np.any(np.diff(b) < -width):  # a chord alone, or a jump back
+                continue
+            slope = np.polyfit(a, b, 1)[0]
+            if slope > 0:
+                spans.append(width / slope)
+    return np.asarray(spans)
+
+
+def attention_by_tempo(model, pools, n=2000, centre=None, batch_size=100):
+    """How the attention responds to tempo: the same measures over the excerpts of each tempo render.
+
+    A tempo-invariant attention widens when the music is played slowly (an excerpt then holds less of the
+    score's snippet) and narrows when it is played fast, as in the paper's Figures 2/3.
+
+    Args:
+        model: a model with attention.
+        pools: {tempo ratio: PairPool} (`tempo_pools`, `corpus_pools`).
+        n: excerpts per ratio (the first of `pool.eval_indices(n)`).
+        centre: frames of the central window whose share of the weight is reported (default: the short
+            context, `geometry.CONTEXTS["SC"]`).
+
+    Returns:
+        {ratio: {"n", "entropy" (mean nats), "width" (mean exp(entropy), the effective number of frames
+        attended), "centre_share" (mean weight in the central `centre` frames), "profile" (mean weights, (C,))}}.
+    """
+    centre = geometry.CONTEXTS["SC"] if centre is None else centre
+    out = {}
+    for ratio, pool in sorted(pools.items()):
+        entropy, _, weights = attention_statistics(model, pool, pool.eval_indices(n), batch_size)
+        lo = (weights.shape[1] - centre) // 2
+        out[ratio] = {"n": len(entropy), "entropy": float(entropy.mean()), "width": float(np.exp(entropy).mean()),
+                      "centre_share": float(weights[:, lo:lo + centre].sum(1).mean()),
+                      "profile": weights.mean(0)}
+    return out
 
 
 def evaluate_runs(runs, dataset="msmd/small", split="test", tempo_split="test_tempo", pairs=EVAL_PAIRS,

@@ -41,6 +41,36 @@ def test_onsets_in_excerpt_counts_a_chord_once():
     assert evaluation.onsets_in_excerpt(pool, [0, 4], 32).tolist() == [2, 1]
 
 
+@pytest.mark.single_backend
+def test_snippet_spans_divide_the_width_by_the_score_speed():
+    # Two performances: 2 px per frame, and 4 px per frame with a repeat (x jumps back) at frame 100.
+    onset = np.arange(0, 200, 4)
+    x2 = 2.0 * onset
+    x4 = np.where(onset < 100, 4.0 * onset, 4.0 * (onset - 100))
+    pool = types.SimpleNamespace(pair_example=np.repeat([0, 1], len(onset)), pair_onset=np.tile(onset, 2),
+                                 pair_x=np.concatenate([x2, x4]))
+    spans = evaluation.snippet_spans(pool, width=200, window=20, step=1)
+    # Every pair of the first gives 100 frames; those of the second near the jump are skipped, the rest 50.
+    assert np.sum(np.isclose(spans, 100)) == len(onset)
+    rest = spans[~np.isclose(spans, 100)]
+    assert len(rest) < len(onset) - 5 and np.allclose(rest, 50)
+
+
+def test_attention_by_tempo_measures_each_render(pool, tmp_path):
+    model = build_model(context=32, attention=True)
+    by_tempo = evaluation.attention_by_tempo(model, {1.0: pool, 2.0: pool}, n=20, centre=8)
+    assert sorted(by_tempo) == [1.0, 2.0]
+    r = by_tempo[1.0]
+    assert r["n"] == 20 and r["profile"].shape == (32,) and np.isclose(r["profile"].sum(), 1, atol=1e-5)
+    # The same pool twice: the same numbers; exp(entropy) is at most the 32 frames.
+    assert by_tempo[2.0]["width"] == pytest.approx(r["width"]) and 1 <= r["width"] <= 32 + 1e-6
+    # The central 8 frames' share is the mean profile summed over frames 12..19.
+    assert r["centre_share"] == pytest.approx(r["profile"][12:20].sum(), abs=1e-6)
+    whole = evaluation.attention_by_tempo(model, {1.0: pool}, n=20, centre=32)[1.0]
+    assert whole["centre_share"] == pytest.approx(1.0, abs=1e-5)
+    plots.plot_attention_by_tempo(by_tempo, "t").savefig(tmp_path / "t.png")
+
+
 def test_attention_statistics_and_figures(pool, tmp_path):
     model = build_model(context=32, attention=True)
     idx = pool.eval_indices(40)

@@ -98,6 +98,31 @@ def plot_entropy_vs_onsets(entropy, onsets, context=None, title=None):
     return fig
 
 
+def plot_attention_by_tempo(by_tempo, title=None):
+    """The mean attention over the excerpts of each tempo render, one curve per ratio.
+
+    Args:
+        by_tempo: `evaluation.attention_by_tempo`'s result.
+        title: optional title.
+
+    Returns:
+        The figure.
+    """
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for ratio, r in sorted(by_tempo.items()):
+        ax.plot(r["profile"], lw=1.2, label=f"x{ratio:g}: {r['width']:.0f} frames, {r['centre_share']:.0%} central")
+    context = len(next(iter(by_tempo.values()))["profile"])
+    ax.axhline(1 / context, color="gray", ls="--", lw=0.8, label="uniform")
+    ax.set_xlim(0, context - 1)
+    ax.set_xlabel("frame of the excerpt (20 per second)")
+    ax.set_ylabel("mean attention")
+    ax.legend(fontsize=7, title="tempo: effective width, weight in the central 2.1 s", title_fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_validation_curves(histories, key="val_mrr", title="Validation MRR (audio -> sheet)", changes=None):
     """Validation metric per epoch of one or more runs.
 
