@@ -89,7 +89,8 @@ def main():
         f"{n} snippets from {len(pages)} pages (hop {args.hop} px), {record['backend']}: "
         f"pages -> strips {record['unroll_snippets_per_s']:.0f}/s; embedding cut snippets "
         f"{record['cut_snippets_per_s']:.0f}/s (cutting) and {record['embed_per_snippet_snippets_per_s']:.0f}/s "
-        f"(encoder); embedding from the strip ({record['sheet_at_path']}) {record['embed_sheet_at_snippets_per_s']:.0f}/s; "
+        f"(encoder); embedding from the strip ({record['sheet_at_path']}) "
+        f"{record['embed_sheet_at_snippets_per_s']:.0f}/s; "
         f"index_scores end to end {record['index_snippets_per_s']:.0f} snippets/s"
     )
 

@@ -96,7 +96,8 @@ def main():
     embed_s, queries = median_time(lambda: encoders.audio(excerpts), args.repeat)
     search_s, _ = median_time(lambda: index.search(queries), args.repeat)
     match_s, _ = median_time(
-        lambda: identification.match_excerpts(index, queries, starts, encoders.frames, sequences=sequences), args.repeat)
+        lambda: identification.match_excerpts(index, queries, starts, encoders.frames, sequences=sequences),
+        args.repeat)
     total_s, result = median_time(lambda: identification.identify(index, encoders, spec, args.excerpts,
                                                              sequences=sequences, rates=tuple(args.rates)),
                                   args.repeat)

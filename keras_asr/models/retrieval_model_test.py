@@ -14,7 +14,8 @@ from keras_asr.testing import real_pairs
 
 
 def test_contexts():
-    assert [resolve_context(c) for c in ("SC", "MC", "LC", "lc", 42, 168, 16, 64)] == [42, 84, 168, 168, 42, 168, 16, 64]
+    contexts = ("SC", "MC", "LC", "lc", 42, 168, 16, 64)
+    assert [resolve_context(c) for c in contexts] == [42, 84, 168, 168, 42, 168, 16, 64]
     with pytest.raises(ValueError, match="Unknown context 'XL'"):
         resolve_context("XL")
     with pytest.raises(ValueError, match="not a multiple of 16"):
@@ -36,8 +37,10 @@ def test_inputs_outputs_and_encoders():
         assert out[name].shape == (8, 32)
         np.testing.assert_allclose(np.linalg.norm(out[name], axis=1), 1.0, rtol=1e-5)
     # The stand-alone encoders give the joint model's embeddings.
-    np.testing.assert_allclose(model.audio_encoder.predict(pairs["spectrogram"], verbose=0), out["audio_embedding"], atol=1e-5)
-    np.testing.assert_allclose(model.sheet_encoder.predict(pairs["sheet"], verbose=0), out["sheet_embedding"], atol=1e-5)
+    np.testing.assert_allclose(model.audio_encoder.predict(pairs["spectrogram"], verbose=0), out["audio_embedding"],
+                               atol=1e-5)
+    np.testing.assert_allclose(model.sheet_encoder.predict(pairs["sheet"], verbose=0), out["sheet_embedding"],
+                               atol=1e-5)
 
 
 def test_fit_trains_through_the_cca_and_updates_its_statistics():
