@@ -154,7 +154,7 @@ def attention_by_tempo(model, pools, n=2000, centre=None, batch_size=100):
     Args:
         model: a model with attention.
         pools: {tempo ratio: PairPool} (`tempo_pools`, `corpus_pools`).
-        n: excerpts per ratio (the first of `pool.eval_indices(n)`).
+        n: excerpts per ratio (`pool.eval_indices(n)`: the same notes in renders of equal length).
         centre: frames of the central window whose share of the weight is reported (default: the short
             context, `geometry.CONTEXTS["SC"]`).
 
