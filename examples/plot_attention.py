@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from keras_asr import evaluation
+from keras_asr import geometry
 from keras_asr import plots
 from keras_asr.data import PairPool
 from keras_asr.saving import load_model
@@ -60,7 +61,8 @@ def main(argv=None):
                                                                              [5, 25, 50, 75, 95])))
     # Does the attention follow the tempo? The same measures over each tempo render of the test pieces.
     by_tempo = evaluation.attention_by_tempo(model, tempo, n=a.tempo_excerpts)
-    print("tempo  excerpts  entropy (nats)  effective width (frames)  weight in the central 2.1 s")
+    centre_s = next(iter(by_tempo.values()))["centre"] / geometry.FPS
+    print(f"tempo  excerpts  entropy (nats)  effective width (frames)  weight in the central {centre_s:.1f} s")
     for ratio, r in by_tempo.items():
         print(f"x{ratio:<5g} {r['n']:>8}  {r['entropy']:>14.3f}  {r['width']:>24.1f}  {r['centre_share']:>27.1%}")
     fig = plots.plot_attention_by_tempo(by_tempo, f"mean attention, {a.tempo_excerpts} test excerpts per tempo")

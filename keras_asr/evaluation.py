@@ -135,8 +135,10 @@ def snippet_spans(pool, width=None, window=None, step=5):
         order = order[np.argsort(pool.pair_onset[order], kind="stable")]
         onset, x = pool.pair_onset[order].astype(np.float64), pool.pair_x[order].astype(np.float64)
         for i in range(0, len(onset), step):
-            near = np.abs(onset - onset[i]) <= window
-            a, b = onset[near], x[near]
+            # The onsets are sorted: the fit's pairs are one slice.
+            lo = np.searchsorted(onset, onset[i] - window, "left")
+            hi = np.searchsorted(onset, onset[i] + window, "right")
+            a, b = onset[lo:hi], x[lo:hi]
             if np.ptp(a) == 0 or np.any(np.diff(b) < -width):  # a chord alone, or a jump back
                 continue
             slope = np.polyfit(a, b, 1)[0]
@@ -160,7 +162,8 @@ def attention_by_tempo(model, pools, n=2000, centre=None, batch_size=100):
 
     Returns:
         {ratio: {"n", "entropy" (mean nats), "width" (mean exp(entropy), the effective number of frames
-        attended), "centre_share" (mean weight in the central `centre` frames), "profile" (mean weights, (C,))}}.
+        attended), "centre", "centre_share" (mean weight in the central `centre` frames), "profile" (mean
+        weights, (C,))}}.
     """
     centre = geometry.CONTEXTS["SC"] if centre is None else centre
     out = {}
@@ -168,7 +171,7 @@ def attention_by_tempo(model, pools, n=2000, centre=None, batch_size=100):
         entropy, _, weights = attention_statistics(model, pool, pool.eval_indices(n), batch_size)
         lo = (weights.shape[1] - centre) // 2
         out[ratio] = {"n": len(entropy), "entropy": float(entropy.mean()), "width": float(np.exp(entropy).mean()),
-                      "centre_share": float(weights[:, lo:lo + centre].sum(1).mean()),
+                      "centre": centre, "centre_share": float(weights[:, lo:lo + centre].sum(1).mean()),
                       "profile": weights.mean(0)}
     return out
 

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_asr import audio as audio_lib  # noqa: E402
+from keras_asr import geometry  # noqa: E402
 from keras_asr import pages as pages_lib  # noqa: E402
 from keras_asr import staves  # noqa: E402
 from keras_asr.encoding import RetrievalError  # noqa: E402
@@ -111,12 +112,13 @@ def plot_attention_by_tempo(by_tempo, title=None):
     fig, ax = plt.subplots(figsize=(7, 3.2))
     for ratio, r in sorted(by_tempo.items()):
         ax.plot(r["profile"], lw=1.2, label=f"x{ratio:g}: {r['width']:.0f} frames, {r['centre_share']:.0%} central")
-    context = len(next(iter(by_tempo.values()))["profile"])
+    first = next(iter(by_tempo.values()))
+    context, centre_s = len(first["profile"]), first["centre"] / geometry.FPS
     ax.axhline(1 / context, color="gray", ls="--", lw=0.8, label="uniform")
     ax.set_xlim(0, context - 1)
     ax.set_xlabel("frame of the excerpt (20 per second)")
     ax.set_ylabel("mean attention")
-    ax.legend(fontsize=7, title="tempo: effective width, weight in the central 2.1 s", title_fontsize=7)
+    ax.legend(fontsize=7, title=f"tempo: effective width, weight in the central {centre_s:.1f} s", title_fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
