@@ -5,13 +5,17 @@ twice: its test performance (tempo 1.0) and all its tempo-robustness renders. Th
 training pairs by collection, engraving setup and performance style (sound), from `corpus.json`.
 
     python -m tfds_msmd.corpus.stats /data/msmd_offline
+    # the training performances of one engraving setup, for `keras-asr train --train-performances` (an ablation):
+    python -m tfds_msmd.corpus.stats /data/msmd_offline --select engraving=verovio
 """
 
 import argparse
 import collections
 import json
 import os
+import re
 import subprocess
+import sys
 
 import numpy as np
 
@@ -60,10 +64,44 @@ def corpus_stats(root):
     return out
 
 
+def selection_regex(root, kind, values):
+    """A `keras-asr train --train-performances` regex that keeps the training pieces of the given engraving
+    setups or collections (`kind`: "engraving" or "collection", as `corpus.json` records them per piece).
+
+    Returns:
+        (regex, pieces): the regex matches "PIECE/PERFORMANCE" names of the chosen pieces only.
+    """
+    with open(os.path.join(root, "corpus.json")) as f:
+        meta = json.load(f)
+    table = meta.get(f"{kind}s")
+    if table is None:
+        raise ValueError(f"{root}/corpus.json records no {kind}s (it has: {', '.join(sorted(meta))}).")
+    training = set(layout.read_split(root)["train"])
+    pieces = sorted(p for p, value in table.items() if value in values and p in training)
+    if not pieces:
+        known = ", ".join(sorted(set(table.values())))
+        raise ValueError(f"No training piece has {kind} {', '.join(values)}; the corpus has: {known}.")
+    return "^(" + "|".join(re.escape(p) for p in pieces) + ")/", pieces
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Prints the statistics of a built corpus.")
     parser.add_argument("root")
+    parser.add_argument("--select", metavar="KIND=VALUE[,VALUE]",
+                        help="print only a --train-performances regex for the training pieces of these engraving "
+                             "setups or collections (e.g. engraving=verovio, collection=chorales,keyboard)")
     args = parser.parse_args(argv)
+    if args.select:
+        kind, _, values = args.select.partition("=")
+        if kind not in ("engraving", "collection") or not values:
+            parser.error("--select takes engraving=VALUE[,VALUE] or collection=VALUE[,VALUE]")
+        try:
+            regex, pieces = selection_regex(args.root, kind, values.split(","))
+        except ValueError as e:
+            parser.error(str(e))
+        print(f"{len(pieces)} training pieces", file=sys.stderr)
+        print(regex)
+        return
     stats = corpus_stats(args.root)
     print("| split | pieces | composers | performances | hours | pairs | SoundFonts |")
     print("|---|---|---|---|---|---|---|")
