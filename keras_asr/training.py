@@ -340,7 +340,8 @@ def add_arguments(parser):
     parser.add_argument("--page-augment", type=_checked("float", minimum=0.0, at_most=1.0), default=0.0,
                         metavar="S", help="strength 0-1 of page degradations of training snippets (0: off)")
     parser.add_argument("--train-performances", type=_regex, default=None, metavar="REGEX",
-                        help="train only on the performances whose PIECE/PERFORMANCE name matches (an ablation)")
+                        help="train only on the performances whose PIECE/PERFORMANCE name matches (an ablation); "
+                             "a REGEX that starts with - needs the = form: --train-performances='-dry$'")
     parser.add_argument("--init-from", default=None, metavar="MODEL.keras",
                         help="start from a trained model's weights wherever names and shapes fit (a fresh run only)")
     parser.add_argument("--tempo-augment", type=_tempo_range, default=None, metavar="SLOW,FAST",
